@@ -1,0 +1,123 @@
+"""MobileNetV2 (Sandler et al. 2018, "MobileNetV2: Inverted Residuals and Linear Bottlenecks")."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from torch import nn
+
+from ..layers import ActivationFactory, ConvNormAct, InvertedResidual, NormFactory, make_divisible
+from ._base import MobileNetBase, check_common_args, check_total_stride, stage_feature_info
+
+__all__ = ["MOBILENET_V2_SETTING", "MobileNetV2"]
+
+MOBILENET_V2_STEM_CHANNELS = 32
+MOBILENET_V2_LAST_CHANNELS = 1280
+MOBILENET_V2_SETTING: tuple[tuple[int, int, int, int], ...] = (
+    # Table 2: t (expansion), c (output channels), n (repeats), s (stride of the first repeat)
+    (1, 16, 1, 1),
+    (6, 24, 2, 2),
+    (6, 32, 3, 2),
+    (6, 64, 4, 2),
+    (6, 96, 3, 1),
+    (6, 160, 3, 2),
+    (6, 320, 1, 1),
+)
+
+
+def _check_setting(setting: Sequence[Sequence[int]]) -> list[tuple[int, int, int, int]]:
+    rows: list[tuple[int, int, int, int]] = []
+    if len(setting) == 0:
+        raise ValueError("inverted_residual_setting must not be empty")
+    for row in setting:
+        if len(row) != 4 or not all(isinstance(v, int) and v > 0 for v in row):
+            raise ValueError(
+                "each row of inverted_residual_setting must be 4 positive integers "
+                f"[t, c, n, s], got {row!r}"
+            )
+        if row[3] not in (1, 2):
+            raise ValueError(f"stride s in inverted_residual_setting must be 1 or 2, got {row!r}")
+        t, c, n, s = row
+        rows.append((t, c, n, s))
+    return rows
+
+
+class MobileNetV2(MobileNetBase):
+    """MobileNetV2: a 3x3 stride-2 stem, the inverted-residual stages of Table 2, a 1x1 conv to
+    1280 channels, global average pooling, dropout and a linear classifier.
+
+    Args:
+        num_classes: outputs of the classifier.
+        width_mult: width multiplier; widths are ``make_divisible(c * width_mult, round_nearest)``
+            and the last conv is never narrower than 1280.
+        inverted_residual_setting: rows ``[t, c, n, s]`` replacing Table 2.
+        round_nearest: channel rounding divisor (1 turns rounding off).
+        dropout: dropout probability before the classifier.
+        in_channels: channels of the input images.
+        total_stride: 32 as in the paper; 16 (stem stride 1) for 64x64 inputs; 8 (stem and the
+            first stride-2 stage at stride 1) for 32x32 inputs.
+        norm_layer: normalization factory.
+        activation: activation factory (ReLU6 in the paper).
+
+    ``features`` holds the stem at index 0, the 17 blocks at 1..17 and the last 1x1 conv at 18,
+    the same indices as torchvision's ``mobilenet_v2``.
+    """
+
+    def __init__(
+        self,
+        num_classes: int = 1000,
+        width_mult: float = 1.0,
+        inverted_residual_setting: Sequence[Sequence[int]] | None = None,
+        round_nearest: int = 8,
+        dropout: float = 0.2,
+        in_channels: int = 3,
+        total_stride: int = 32,
+        norm_layer: NormFactory | None = nn.BatchNorm2d,
+        activation: ActivationFactory | None = nn.ReLU6,
+    ) -> None:
+        super().__init__()
+        check_common_args(num_classes, width_mult, in_channels, dropout)
+        strides_removed = check_total_stride(total_stride)
+        setting = _check_setting(
+            MOBILENET_V2_SETTING if inverted_residual_setting is None
+            else inverted_residual_setting
+        )
+        self.in_channels = in_channels
+        self.num_classes = num_classes
+        self.width_mult = width_mult
+
+        stem_stride = 1 if strides_removed >= 1 else 2
+        channels = make_divisible(MOBILENET_V2_STEM_CHANNELS * width_mult, round_nearest)
+        layers: list[nn.Module] = [
+            ConvNormAct(in_channels, channels, 3, stride=stem_stride, norm_layer=norm_layer,
+                        activation=activation)
+        ]
+        block_info: list[tuple[str, int, int]] = []
+        first_downsample = True
+        for t, c, n, s in setting:
+            out_channels = make_divisible(c * width_mult, round_nearest)
+            for repeat in range(n):
+                stride = s if repeat == 0 else 1
+                if stride == 2 and first_downsample:
+                    first_downsample = False
+                    if strides_removed >= 2:
+                        stride = 1
+                layers.append(
+                    InvertedResidual(channels, out_channels, stride, expand_ratio=t,
+                                     norm_layer=norm_layer, activation=activation)
+                )
+                block_info.append((f"features.{len(layers) - 1}", out_channels, stride))
+                channels = out_channels
+        last_channels = make_divisible(
+            MOBILENET_V2_LAST_CHANNELS * max(1.0, width_mult), round_nearest
+        )
+        layers.append(
+            ConvNormAct(channels, last_channels, 1, norm_layer=norm_layer, activation=activation)
+        )
+        self.features = nn.Sequential(*layers)
+        self.num_features = last_channels
+        self.classifier = nn.Sequential(
+            nn.Dropout(dropout), nn.Linear(last_channels, num_classes)
+        )
+        self.feature_info = stage_feature_info(block_info, stem_stride)
+        self._init_weights()

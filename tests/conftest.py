@@ -1,0 +1,46 @@
+"""Shared fixtures: the devices to test on, with a visible reason for each one skipped."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+
+def _device_params() -> list:
+    params = [pytest.param("cpu", id="cpu")]
+    cuda_reason = "CUDA is not available on this machine"
+    params.append(
+        pytest.param(
+            "cuda",
+            id="cuda",
+            marks=[
+                pytest.mark.cuda,
+                pytest.mark.skipif(not torch.cuda.is_available(), reason=cuda_reason),
+            ],
+        )
+    )
+    mps_available = getattr(torch.backends, "mps", None) is not None and (
+        torch.backends.mps.is_available()
+    )
+    params.append(
+        pytest.param(
+            "mps",
+            id="mps",
+            marks=pytest.mark.skipif(not mps_available, reason="MPS is not available here"),
+        )
+    )
+    return params
+
+
+DEVICES = _device_params()
+
+
+@pytest.fixture(params=DEVICES)
+def device(request: pytest.FixtureRequest) -> torch.device:
+    """Every device of this machine: CPU always, CUDA and MPS when present."""
+    return torch.device(request.param)
+
+
+@pytest.fixture(autouse=True)
+def _seed() -> None:
+    torch.manual_seed(0)
