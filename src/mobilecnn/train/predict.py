@@ -1,0 +1,81 @@
+"""Classify image files with a trained checkpoint (decoded with Pillow)."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from ..models import MobileNetBase
+
+__all__ = ["Prediction", "load_image", "predict_images"]
+
+
+@dataclass(frozen=True)
+class Prediction:
+    """The ``k`` most likely classes of one image, most likely first."""
+
+    path: Path
+    class_indices: list[int]
+    classes: list[str]
+    class_names: list[str]
+    probabilities: list[float]
+
+
+def load_image(path: str | os.PathLike[str], image_size: int) -> torch.Tensor:
+    """Decode an image file to a ``uint8 (3, image_size, image_size)`` RGB tensor.
+
+    The image is resized (bilinear, whole image, aspect ratio not kept) to the size the model
+    was trained on.
+    """
+    try:
+        from PIL import Image, UnidentifiedImageError
+    except ImportError as error:
+        raise ImportError('predict needs Pillow: pip install "mobilecnn[data]"') from error
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"image {path} does not exist")
+    try:
+        with Image.open(path) as image:
+            rgb = image.convert("RGB").resize((image_size, image_size), Image.Resampling.BILINEAR)
+    except (UnidentifiedImageError, OSError) as error:
+        raise ValueError(f"image {path} cannot be decoded: {error}") from None
+    data = torch.frombuffer(bytearray(rgb.tobytes()), dtype=torch.uint8)
+    return data.view(image_size, image_size, 3).permute(2, 0, 1).contiguous()
+
+
+@torch.no_grad()
+def predict_images(
+    model: MobileNetBase,
+    checkpoint: dict[str, Any],
+    paths: Sequence[str | os.PathLike[str]],
+    top_k: int = 5,
+) -> list[Prediction]:
+    """Top-``k`` classes of each image for a model loaded with ``load_model``."""
+    image_size = int(checkpoint.get("image_size", 64))
+    mean = torch.tensor(checkpoint.get("mean", (0.5, 0.5, 0.5)), dtype=torch.float32)
+    std = torch.tensor(checkpoint.get("std", (0.5, 0.5, 0.5)), dtype=torch.float32)
+    device = next(model.parameters()).device
+    batch = torch.stack([load_image(path, image_size) for path in paths]).to(device)
+    inputs = (batch.float() / 255.0 - mean.to(device).view(1, 3, 1, 1)) / std.to(device).view(
+        1, 3, 1, 1)
+    model.eval()
+    probabilities = model(inputs).float().softmax(dim=1)
+    k = min(top_k, probabilities.shape[1])
+    values, indices = probabilities.topk(k, dim=1)
+    classes = list(checkpoint["classes"])
+    names = list(checkpoint["class_names"])
+    return [
+        Prediction(
+            path=Path(path),
+            class_indices=row.tolist(),
+            classes=[classes[i] for i in row.tolist()],
+            class_names=[names[i] for i in row.tolist()],
+            probabilities=[float(v) for v in probs],
+        )
+        for path, row, probs in zip(paths, indices.cpu(), values.cpu(), strict=False)
+    ]
