@@ -1,0 +1,200 @@
+"""Batch augmentation on uint8 image tensors, on whatever device the batch is on."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Literal
+
+import torch
+import torch.nn.functional as F
+
+if TYPE_CHECKING:
+    from .cache import DecodedSplit
+
+__all__ = ["TINYIMAGENET_MEAN", "TINYIMAGENET_STD", "BatchAugment", "compute_mean_std"]
+
+TINYIMAGENET_MEAN = (0.4802, 0.4481, 0.3975)
+"""Per-channel RGB mean of the TinyImageNet train split (pixels scaled to [0, 1])."""
+TINYIMAGENET_STD = (0.2302, 0.2265, 0.2262)
+"""Per-channel RGB standard deviation of the TinyImageNet train split."""
+
+CropMode = Literal["pad", "resized", "none"]
+
+
+def compute_mean_std(
+    images: torch.Tensor | DecodedSplit, batch_size: int = 2048
+) -> tuple[tuple[float, ...], tuple[float, ...]]:
+    """Per-channel mean and standard deviation of uint8 images ``N x C x H x W`` (or a
+    :class:`DecodedSplit`), with pixels scaled to [0, 1]; reads the data in batches."""
+    tensor = images if isinstance(images, torch.Tensor) else images.images
+    if tensor.dim() != 4 or tensor.dtype != torch.uint8 or tensor.shape[0] == 0:
+        raise ValueError(f"expected a non-empty uint8 tensor N x C x H x W, got "
+                         f"{tensor.dtype} of shape {tuple(tensor.shape)}")
+    channels = tensor.shape[1]
+    total = torch.zeros(channels, dtype=torch.float64, device=tensor.device)
+    squares = torch.zeros(channels, dtype=torch.float64, device=tensor.device)
+    for start in range(0, tensor.shape[0], batch_size):
+        batch = tensor[start:start + batch_size].to(torch.float64).div_(255.0)
+        total += batch.sum(dim=(0, 2, 3))
+        squares += batch.square().sum(dim=(0, 2, 3))
+    pixels = tensor.shape[0] * tensor.shape[2] * tensor.shape[3]
+    mean = total / pixels
+    std = (squares / pixels - mean.square()).clamp_min(0).sqrt()
+    return tuple(mean.tolist()), tuple(std.tolist())
+
+
+class BatchAugment:
+    """Augment and normalize a uint8 batch ``N x C x H x W`` in one call, on its own device.
+
+    ``train=True``: a random crop (``crop="pad"``: zero-pad by ``padding`` and crop back to
+    ``H x W``; ``"resized"``: a random area in ``scale`` of the image with aspect ratio in
+    ``ratio``, resized bilinearly to the output size; ``"none"``), a random horizontal flip
+    (``flip``), then ``(x / 255 - mean) / std``. ``train=False`` only converts and normalizes
+    (and resizes when ``output_size`` differs from the input size). Random numbers come from
+    ``generator`` (a CPU generator gives identical results on every device) or torch's default
+    CPU generator; every step is vectorized over the batch.
+    """
+
+    def __init__(
+        self,
+        train: bool = True,
+        crop: CropMode | str = "pad",
+        padding: int = 4,
+        scale: tuple[float, float] = (0.35, 1.0),
+        flip: bool = True,
+        mean: Sequence[float] = TINYIMAGENET_MEAN,
+        std: Sequence[float] = TINYIMAGENET_STD,
+        output_size: int | tuple[int, int] | None = None,
+        ratio: tuple[float, float] = (3 / 4, 4 / 3),
+    ) -> None:
+        if crop not in ("pad", "resized", "none"):
+            raise ValueError(f"crop must be 'pad', 'resized' or 'none', got {crop!r}")
+        if not isinstance(padding, int) or padding < 0:
+            raise ValueError(f"padding must be an integer >= 0, got {padding!r}")
+        if not 0 < scale[0] <= scale[1] <= 1:
+            raise ValueError(f"scale must be (low, high) with 0 < low <= high <= 1, got {scale!r}")
+        if not 0 < ratio[0] <= ratio[1]:
+            raise ValueError(f"ratio must be (low, high) with 0 < low <= high, got {ratio!r}")
+        if len(mean) != len(std) or any(s <= 0 for s in std):
+            raise ValueError(f"mean and std need one value per channel and std > 0, got "
+                             f"mean={tuple(mean)}, std={tuple(std)}")
+        if isinstance(output_size, int):
+            output_size = (output_size, output_size)
+        if output_size is not None and (len(output_size) != 2 or min(output_size) < 1):
+            raise ValueError(f"output_size must be a positive int or (height, width), got "
+                             f"{output_size!r}")
+        self.train = train
+        self.crop = crop
+        self.padding = padding
+        self.scale = (float(scale[0]), float(scale[1]))
+        self.ratio = (float(ratio[0]), float(ratio[1]))
+        self.flip = flip
+        self.mean = tuple(float(m) for m in mean)
+        self.std = tuple(float(s) for s in std)
+        self.output_size: tuple[int, int] | None = (
+            (int(output_size[0]), int(output_size[1])) if output_size is not None else None)
+
+    def __repr__(self) -> str:
+        return (f"BatchAugment(train={self.train}, crop={self.crop!r}, padding={self.padding}, "
+                f"scale={self.scale}, flip={self.flip}, mean={self.mean}, std={self.std}, "
+                f"output_size={self.output_size})")
+
+    def __call__(self, images: torch.Tensor,
+                 generator: torch.Generator | None = None) -> torch.Tensor:
+        """The augmented, normalized float32 batch ``N x C x H' x W'`` on ``images.device``."""
+        if images.dim() != 4 or images.dtype != torch.uint8:
+            raise ValueError(
+                f"BatchAugment expects a uint8 batch N x C x H x W (pixels 0..255), got "
+                f"{images.dtype} of shape {tuple(images.shape)}; stack images with torch.stack "
+                "and keep them uint8 until here")
+        if images.shape[1] != len(self.mean):
+            raise ValueError(f"the batch has {images.shape[1]} channels but mean/std have "
+                             f"{len(self.mean)} values")
+        height, width = images.shape[-2:]
+        out_size = self.output_size or (height, width)
+        if self.train and self.crop == "resized":
+            batch = self._resized_crop(images, out_size, generator)
+        else:
+            if self.train and (self.crop == "pad" or self.flip):
+                images = self._pad_crop_flip(images, generator)
+            batch = images.float()
+            if out_size != (height, width):
+                batch = F.interpolate(batch, size=out_size, mode="bilinear", align_corners=False,
+                                      antialias=out_size[0] < height or out_size[1] < width)
+        return self._normalize(batch)
+
+    def _random(self, count: int, generator: torch.Generator | None) -> torch.Tensor:
+        """``count`` uniform numbers on the CPU, drawn on the generator's device."""
+        device = generator.device if generator is not None else torch.device("cpu")
+        return torch.rand(count, generator=generator, device=device).cpu()
+
+    def _normalize(self, batch: torch.Tensor) -> torch.Tensor:
+        shape = (1, -1, 1, 1)
+        mean = torch.tensor(self.mean, device=batch.device).view(shape)
+        std = torch.tensor(self.std, device=batch.device).view(shape)
+        # (x / 255 - mean) / std as one multiply-add
+        return batch.mul_(1.0 / (255.0 * std)).sub_(mean / std)
+
+    def _pad_crop_flip(self, images: torch.Tensor,
+                       generator: torch.Generator | None) -> torch.Tensor:
+        """Random crop of the zero-padded batch and horizontal flip as one gather."""
+        count, channels, height, width = images.shape
+        device = images.device
+        pad = self.padding if self.crop == "pad" else 0
+        if pad:
+            offsets_y = (self._random(count, generator) * (2 * pad + 1)).long().to(device)
+            offsets_x = (self._random(count, generator) * (2 * pad + 1)).long().to(device)
+            images = F.pad(images, (pad, pad, pad, pad))
+        else:
+            offsets_y = offsets_x = torch.zeros(count, dtype=torch.long, device=device)
+        rows = offsets_y[:, None] + torch.arange(height, device=device)
+        columns = torch.arange(width, device=device).expand(count, width)
+        if self.flip:
+            flipped = (self._random(count, generator) < 0.5).to(device)
+            columns = torch.where(flipped[:, None], columns.flip(1), columns)
+        columns = columns + offsets_x[:, None]
+        batch_index = torch.arange(count, device=device)[:, None, None]
+        # advanced indices around a slice: result is N x H x W x C
+        gathered = images[batch_index, :, rows[:, :, None], columns[:, None, :]]
+        return gathered.permute(0, 3, 1, 2)
+
+    def _resized_crop(self, images: torch.Tensor, out_size: tuple[int, int],
+                      generator: torch.Generator | None) -> torch.Tensor:
+        """Random-resized crop (and flip) of every image via one ``grid_sample`` call."""
+        count, _, height, width = images.shape
+        tries = 10
+        area = height * width
+        log_low, log_high = math.log(self.ratio[0]), math.log(self.ratio[1])
+        target = area * (self.scale[0] + (self.scale[1] - self.scale[0])
+                         * self._random(count * tries, generator)).view(count, tries)
+        aspect = torch.exp(log_low + (log_high - log_low)
+                           * self._random(count * tries, generator)).view(count, tries)
+        crop_w = torch.sqrt(target * aspect)
+        crop_h = torch.sqrt(target / aspect)
+        fits = (crop_w <= width) & (crop_h <= height)
+        # the first try that fits, else the whole image (clamped to the ratio range)
+        first = torch.where(fits.any(1), fits.float().argmax(1), torch.full((count,), -1))
+        pick = first.clamp_min(0)[:, None]
+        crop_w = crop_w.gather(1, pick).squeeze(1)
+        crop_h = crop_h.gather(1, pick).squeeze(1)
+        image_ratio = width / height
+        fallback_w = width if image_ratio <= self.ratio[1] else height * self.ratio[1]
+        fallback_h = height if image_ratio >= self.ratio[0] else width / self.ratio[0]
+        crop_w = torch.where(first >= 0, crop_w, torch.full_like(crop_w, fallback_w))
+        crop_h = torch.where(first >= 0, crop_h, torch.full_like(crop_h, fallback_h))
+        left = (width - crop_w) * self._random(count, generator)
+        top = (height - crop_h) * self._random(count, generator)
+        sign = torch.ones(count)
+        if self.flip:
+            sign = torch.where(self._random(count, generator) < 0.5, -1.0, 1.0)
+        # affine map from output coordinates in [-1, 1] to input coordinates in [-1, 1]
+        theta = torch.zeros(count, 2, 3)
+        theta[:, 0, 0] = sign * crop_w / width
+        theta[:, 0, 2] = (2 * left + crop_w) / width - 1
+        theta[:, 1, 1] = crop_h / height
+        theta[:, 1, 2] = (2 * top + crop_h) / height - 1
+        theta = theta.to(images.device)
+        grid = F.affine_grid(theta, [count, images.shape[1], *out_size], align_corners=False)
+        return F.grid_sample(images.float(), grid, mode="bilinear", padding_mode="border",
+                             align_corners=False)
