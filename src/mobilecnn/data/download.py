@@ -55,6 +55,7 @@ def download_tiny_imagenet(
     if target.exists():
         raise DownloadError(f"{target} exists but is incomplete (no wnids.txt, train/ or "
                             "val/val_annotations.txt); move it away and download again")
+    created_root = not root.exists()
     root.mkdir(parents=True, exist_ok=True)
     archive_fd, archive_name = tempfile.mkstemp(prefix=f".{DATASET_DIRNAME}.", suffix=".zip.part",
                                                 dir=root)
@@ -72,6 +73,8 @@ def download_tiny_imagenet(
     finally:
         archive.unlink(missing_ok=True)
         shutil.rmtree(staging, ignore_errors=True)
+        if created_root and not any(root.iterdir()):
+            root.rmdir()
     return target
 
 
