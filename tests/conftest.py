@@ -34,6 +34,10 @@ def _device_params() -> list:
 
 DEVICES = _device_params()
 
+# Compare CUDA against CPU in true fp32: TF32 convolutions/matmuls differ by ~1e-3.
+torch.backends.cudnn.allow_tf32 = False
+torch.backends.cuda.matmul.allow_tf32 = False
+
 
 @pytest.fixture(params=DEVICES)
 def device(request: pytest.FixtureRequest) -> torch.device:

@@ -7,8 +7,15 @@
 
 from __future__ import annotations
 
-from .counting import ConvComparison, LayerStats, ModelSummary, conv_comparison, mac_count
-from .counting import param_count, summary
+from .counting import (
+    ConvComparison,
+    LayerStats,
+    ModelSummary,
+    conv_comparison,
+    mac_count,
+    param_count,
+    summary,
+)
 from .layers import ConvNormAct, DepthwiseSeparableConv, InvertedResidual, make_divisible
 from .models import MODELS, FeatureInfo, MobileNetBase, MobileNetV1, MobileNetV2, create_model
 

@@ -7,7 +7,7 @@ activations, pooling and residual additions are not counted.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 
@@ -90,7 +90,8 @@ class ModelSummary:
         align = ("<", "<", "<", ">", ">")
 
         def fmt(cells: tuple[str, ...]) -> str:
-            return "  ".join(f"{c:{a}{w}}" for c, a, w in zip(cells, align, widths)).rstrip()
+            padded = (f"{c:{a}{w}}" for c, a, w in zip(cells, align, widths, strict=True))
+            return "  ".join(padded).rstrip()
 
         rule = "-" * len(fmt(headers))
         lines = [f"{self.model_name}, input {list(self.input_shape)}", rule, fmt(headers), rule]
@@ -145,7 +146,7 @@ def summary(model: nn.Module, input_size: InputSize) -> ModelSummary:
     layers: list[LayerStats] = []
     handles = []
 
-    def make_hook(name: str):  # type: ignore[no-untyped-def]
+    def make_hook(name: str) -> Callable[[nn.Module, object, object], None]:
         def hook(module: nn.Module, _inputs: object, output: object) -> None:
             if not isinstance(output, torch.Tensor):
                 return

@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import sys
 from collections.abc import Sequence
+from typing import NoReturn
 
 from . import data_commands, export_commands, model_commands, train_commands
 from .common import CLIError
@@ -18,11 +19,18 @@ __all__ = ["CLIError", "build_parser", "main"]
 COMMAND_GROUPS = (model_commands, data_commands, train_commands, export_commands)
 
 
+class _OneLineErrorParser(argparse.ArgumentParser):
+    """Reports usage errors as one line (with a pointer to --help) and exit status 2."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(2, f"{self.prog}: error: {message} (see '{self.prog} --help')\n")
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser with every subcommand registered."""
     from .. import __version__
 
-    parser = argparse.ArgumentParser(
+    parser = _OneLineErrorParser(
         prog="mobilecnn",
         description="MobileNetV1/V2 building blocks, counting and TinyImageNet training.",
     )

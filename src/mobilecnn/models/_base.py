@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import math
-from typing import TypedDict
+from typing import TYPE_CHECKING, TypedDict
 
 import torch
 from torch import nn
@@ -35,7 +35,10 @@ def check_total_stride(total_stride: int) -> int:
     return int(math.log2(32 // total_stride))
 
 
-def check_common_args(num_classes: int, width_mult: float, in_channels: int, dropout: float) -> None:
+def check_common_args(
+    num_classes: int, width_mult: float, in_channels: int, dropout: float
+) -> None:
+    """Raise ValueError naming the first invalid constructor argument."""
     if not isinstance(num_classes, int) or num_classes < 1:
         raise ValueError(f"num_classes must be a positive integer, got {num_classes!r}")
     if not width_mult > 0:
@@ -53,16 +56,16 @@ class MobileNetBase(nn.Module):
     :meth:`_init_weights`.
     """
 
-    features: nn.Sequential
-    classifier: nn.Sequential
-    feature_info: list[FeatureInfo]
-    in_channels: int
-    num_features: int
-    """Channels entering the classifier (the last feature map's channels)."""
-    num_classes: int
+    if TYPE_CHECKING:  # declared for type checkers only: TorchScript reads real annotations
+        features: nn.Sequential
+        classifier: nn.Sequential
+        feature_info: list[FeatureInfo]
+        in_channels: int
+        num_features: int  # channels entering the classifier
+        num_classes: int
 
     def _init_weights(self) -> None:
-        """Initialize as the reference: kaiming-normal (fan_out) convs, BN 1/0, linear N(0, 0.01)."""
+        """Initialize as the reference: kaiming-normal fan_out convs, BN 1/0, linear N(0, 0.01)."""
         for module in self.modules():
             if isinstance(module, nn.Conv2d):
                 nn.init.kaiming_normal_(module.weight, mode="fan_out")
@@ -78,9 +81,9 @@ class MobileNetBase(nn.Module):
     def _check_input(self, x: torch.Tensor) -> None:
         if x.dim() != 4 or x.shape[1] != self.in_channels:
             raise ValueError(
-                f"{type(self).__name__} expects a 4-D tensor of shape "
-                f"(batch, {self.in_channels}, height, width), got shape {tuple(x.shape)}; "
-                "add a batch dimension with x.unsqueeze(0) for a single image"
+                f"expected a 4-D input tensor of shape (batch, {self.in_channels}, height, "
+                f"width), got shape {list(x.shape)}; for a single image add the batch "
+                "dimension with x.unsqueeze(0)"
             )
 
     def forward_features(self, x: torch.Tensor) -> torch.Tensor:

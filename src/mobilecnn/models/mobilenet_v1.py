@@ -4,8 +4,13 @@ from __future__ import annotations
 
 from torch import nn
 
-from ..layers import ActivationFactory, ConvNormAct, DepthwiseSeparableConv, NormFactory
-from ..layers import make_divisible
+from ..layers import (
+    ActivationFactory,
+    ConvNormAct,
+    DepthwiseSeparableConv,
+    NormFactory,
+    make_divisible,
+)
 from ._base import MobileNetBase, check_common_args, check_total_stride, stage_feature_info
 
 __all__ = ["MOBILENET_V1_BLOCKS", "MobileNetV1"]
