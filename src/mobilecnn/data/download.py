@@ -104,6 +104,8 @@ def _fetch(url: str, destination: Path, progress: bool, timeout: float) -> str:
                             "nothing was kept, run the command again") from None
     except (urllib.error.URLError, OSError, http.client.HTTPException) as error:
         reason = getattr(error, "reason", None) or error
+        if isinstance(error, urllib.error.HTTPError):
+            reason = f"HTTP {error.code} {error.reason}"
         raise DownloadError(f"download of {url} failed after {received} bytes: {reason}; "
                             "nothing was kept, check the URL/network and run it again") from None
     if expected is not None and received != expected:
