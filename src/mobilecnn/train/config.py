@@ -177,7 +177,7 @@ def demo_config(out_dir: str = "mobilecnn-demo", epochs: int = 6, **changes: Any
         "data": "demo",
         "out_dir": out_dir,
         "model": "mobilenet_v2",
-        "width": 0.35,
+        "width": 0.25,
         "total_stride": 16,
         "epochs": epochs,
         "batch_size": 64,

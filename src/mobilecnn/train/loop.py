@@ -182,11 +182,15 @@ def load_splits(config: TrainConfig, ctx: DistContext | None = None) -> tuple[An
 def _iterate_eval(
     images: torch.Tensor, labels: torch.Tensor, batch_size: int, rank: int, world_size: int
 ) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
-    from ..data import CachedBatchLoader
+    """Batches of this rank's strided shard, every sample exactly once over all ranks.
 
-    loader = CachedBatchLoader(images, labels, batch_size, shuffle=False, drop_last=False,
-                               seed=0, rank=rank, world_size=world_size)
-    yield from loader
+    (``CachedBatchLoader`` pads shards with repeated samples, which would count some
+    validation images twice.)
+    """
+    order = torch.arange(rank, images.shape[0], world_size)
+    for start in range(0, order.numel(), batch_size):
+        index = order[start:start + batch_size]
+        yield images.index_select(0, index), labels.index_select(0, index).to(torch.int64)
 
 
 @torch.no_grad()
@@ -443,7 +447,7 @@ def _train(
     dtype = autocast_dtype(config.precision, device)
     scaler = torch.amp.GradScaler(device.type, enabled=dtype == torch.float16)
     criterion = nn.CrossEntropyLoss(label_smoothing=config.label_smoothing)
-    generator = torch.Generator(device=device)
+    generator = torch.Generator()  # CPU: the same augmentation stream on every device
     generator.manual_seed(config.seed * 1000 + ctx.rank)
 
     history: list[dict[str, Any]] = []

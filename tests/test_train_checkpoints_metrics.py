@@ -1,0 +1,137 @@
+"""Checkpoints (atomic writes, clear errors for bad files) and whole-split metrics."""
+
+from __future__ import annotations
+
+import csv
+import json
+import math
+from pathlib import Path
+
+import pytest
+import torch
+
+from mobilecnn import MobileNetV2
+from mobilecnn.train.checkpoints import (
+    CheckpointError,
+    load_checkpoint,
+    load_model,
+    save_checkpoint,
+)
+from mobilecnn.train.metrics import MetricLog, SplitMetrics, read_metrics, topk_correct
+from mobilecnn.train.metrics import write_per_class_csv
+
+KWARGS = {"num_classes": 3, "width_mult": 0.25, "total_stride": 16,
+          "inverted_residual_setting": [[1, 8, 1, 1], [2, 8, 1, 2]]}
+
+
+def _checkpoint(model: MobileNetV2, epoch: int = 1) -> dict:
+    return {"model_name": "mobilenet_v2", "model_kwargs": KWARGS, "model": model.state_dict(),
+            "classes": ["a", "b", "c"], "class_names": ["A", "B", "C"], "epoch": epoch}
+
+
+def test_round_trip_gives_the_same_model_in_eval_mode(tmp_path: Path) -> None:
+    model = MobileNetV2(**KWARGS)
+    path = save_checkpoint(_checkpoint(model), tmp_path / "run" / "last.pt")
+    assert [p.name for p in path.parent.iterdir()] == ["last.pt"]  # no temp file left
+    loaded, data = load_model(path)
+    assert not loaded.training
+    assert data["format"] == "mobilecnn-checkpoint" and data["format_version"] == 1
+    assert data["class_names"] == ["A", "B", "C"] and data["mobilecnn_version"]
+    x = torch.randn(2, 3, 16, 16)
+    model.eval()
+    torch.testing.assert_close(loaded(x), model(x), rtol=0, atol=0)
+
+
+def test_failed_write_keeps_the_old_checkpoint(tmp_path: Path) -> None:
+    path = save_checkpoint(_checkpoint(MobileNetV2(**KWARGS), epoch=1), tmp_path / "last.pt")
+    before = path.read_bytes()
+    bad = _checkpoint(MobileNetV2(**KWARGS), epoch=2)
+    bad["not_picklable"] = lambda: None
+    with pytest.raises(Exception):  # noqa: B017 - whatever pickle raises
+        save_checkpoint(bad, path)
+    assert path.read_bytes() == before
+    assert [p.name for p in tmp_path.iterdir()] == ["last.pt"]
+    assert load_checkpoint(path)["epoch"] == 1
+
+
+def test_truncated_file(tmp_path: Path) -> None:
+    path = save_checkpoint(_checkpoint(MobileNetV2(**KWARGS)), tmp_path / "last.pt")
+    data = path.read_bytes()
+    path.write_bytes(data[: len(data) // 2])
+    with pytest.raises(CheckpointError, match=r"last\.pt.*truncated"):
+        load_checkpoint(path)
+    path.write_bytes(b"")
+    with pytest.raises(CheckpointError, match=r"last\.pt.*empty"):
+        load_model(path)
+
+
+def test_missing_folder_foreign_and_future_files(tmp_path: Path) -> None:
+    with pytest.raises(CheckpointError, match="nope.pt: no such file"):
+        load_checkpoint(tmp_path / "nope.pt")
+    with pytest.raises(CheckpointError, match="is a folder"):
+        load_checkpoint(tmp_path)
+    foreign = tmp_path / "foreign.pt"
+    torch.save(MobileNetV2(**KWARGS).state_dict(), foreign)
+    with pytest.raises(CheckpointError, match="foreign.pt: is not a mobilecnn checkpoint"):
+        load_model(foreign)
+    text = tmp_path / "notes.pt"
+    text.write_text("hello")
+    with pytest.raises(CheckpointError, match="notes.pt: cannot be read"):
+        load_model(text)
+    future = tmp_path / "future.pt"
+    save_checkpoint(_checkpoint(MobileNetV2(**KWARGS)), future)
+    data = torch.load(future, weights_only=True)
+    data["format_version"] = 99
+    torch.save(data, future)
+    with pytest.raises(CheckpointError, match="format_version 99"):
+        load_model(future)
+
+
+def test_incompatible_weights_and_unknown_model(tmp_path: Path) -> None:
+    checkpoint = _checkpoint(MobileNetV2(**KWARGS))
+    checkpoint["model_kwargs"] = {**KWARGS, "num_classes": 7}
+    path = save_checkpoint(checkpoint, tmp_path / "mismatch.pt")
+    with pytest.raises(CheckpointError, match=r"mismatch\.pt: weights do not fit.*size mismatch"):
+        load_model(path)
+    checkpoint["model_name"] = "resnet50"
+    save_checkpoint(checkpoint, path)
+    with pytest.raises(CheckpointError, match="cannot build.*unknown model 'resnet50'"):
+        load_model(path)
+    assert issubclass(CheckpointError, ValueError)
+
+
+def test_topk_counts() -> None:
+    logits = torch.tensor([[0.1, 0.9, 0.0], [0.8, 0.1, 0.1], [0.2, 0.3, 0.5]])
+    labels = torch.tensor([1, 1, 0])
+    assert topk_correct(logits, labels, (1, 2, 5)) == [1, 2, 3]
+
+
+def test_split_metrics_count_the_whole_split_not_batch_averages() -> None:
+    metrics = SplitMetrics(num_classes=2)
+    # batch of 1 right, then a batch of 3 all wrong: the mean of batch means would be 50%
+    metrics.add(torch.tensor([[2.0, 0.0]]), torch.tensor([0]), loss_sum=0.5)
+    metrics.add(torch.tensor([[2.0, 0.0]] * 3), torch.tensor([1, 1, 1]), loss_sum=6.0)
+    assert metrics.count == 4
+    assert metrics.top1_acc == pytest.approx(0.25)
+    assert metrics.loss == pytest.approx(6.5 / 4)
+    assert metrics.per_class_accuracy() == [1.0, 0.0]
+    restored = SplitMetrics(num_classes=2)
+    restored.load_state_dict(metrics.state_dict())
+    assert restored.top1 == 1 and restored.class_total.tolist() == [1, 3]
+    assert math.isnan(SplitMetrics(num_classes=2).top1_acc)
+
+
+def test_per_class_csv_and_metric_log(tmp_path: Path) -> None:
+    metrics = SplitMetrics(num_classes=3)
+    metrics.add(torch.eye(3)[[0, 1, 1]], torch.tensor([0, 1, 2]), loss_sum=1.0)
+    path = write_per_class_csv(tmp_path / "pc.csv", metrics, ["n1", "n2", "n3"],
+                               ["cat", "dog", "eel"])
+    rows = list(csv.DictReader(path.open()))
+    assert [r["class_name"] for r in rows] == ["cat", "dog", "eel"]
+    assert [float(r["accuracy"]) for r in rows] == [1.0, 1.0, 0.0]
+    log = MetricLog(tmp_path / "metrics.jsonl")
+    log.append({"epoch": 1, "val_top1": 0.5})
+    log.append({"epoch": 2, "val_top1": 0.75})
+    assert [row["epoch"] for row in read_metrics(log.path)] == [1, 2]
+    log.rewrite([{"epoch": 1, "val_top1": 0.5}])
+    assert json.loads(log.path.read_text()) == {"epoch": 1, "val_top1": 0.5}
