@@ -114,50 +114,50 @@ class BatchAugment:
         height, width = images.shape[-2:]
         out_size = self.output_size or (height, width)
         if self.train and self.crop == "resized":
-            batch = self._resized_crop(images, out_size, generator)
-        else:
-            if self.train and (self.crop == "pad" or self.flip):
-                images = self._pad_crop_flip(images, generator)
-            batch = images.float()
-            if out_size != (height, width):
-                batch = F.interpolate(batch, size=out_size, mode="bilinear", align_corners=False,
-                                      antialias=out_size[0] < height or out_size[1] < width)
-        return self._normalize(batch)
+            # normalizing first is exact: bilinear weights sum to 1 and borders are replicated
+            return self._resized_crop(self._normalize(images), out_size, generator)
+        if self.train and (self.crop == "pad" or self.flip):
+            images = self._pad_crop_flip(images, generator)
+        batch = self._normalize(images)
+        if out_size != (height, width):
+            batch = F.interpolate(batch, size=out_size, mode="bilinear", align_corners=False,
+                                  antialias=out_size[0] < height or out_size[1] < width)
+        return batch
 
     def _random(self, count: int, generator: torch.Generator | None) -> torch.Tensor:
         """``count`` uniform numbers on the CPU, drawn on the generator's device."""
         device = generator.device if generator is not None else torch.device("cpu")
         return torch.rand(count, generator=generator, device=device).cpu()
 
-    def _normalize(self, batch: torch.Tensor) -> torch.Tensor:
+    def _normalize(self, images: torch.Tensor) -> torch.Tensor:
+        """``(x / 255 - mean) / std`` in float32, read from uint8 in one pass."""
         shape = (1, -1, 1, 1)
-        mean = torch.tensor(self.mean, device=batch.device).view(shape)
-        std = torch.tensor(self.std, device=batch.device).view(shape)
-        # (x / 255 - mean) / std as one multiply-add
-        return batch.mul_(1.0 / (255.0 * std)).sub_(mean / std)
+        mean = torch.tensor(self.mean, dtype=torch.float32).view(shape)
+        std = torch.tensor(self.std, dtype=torch.float32).view(shape)
+        scale = (1.0 / (255.0 * std)).to(images.device)
+        shift = (-mean / std).to(images.device)
+        return torch.addcmul(shift, images, scale)
 
     def _pad_crop_flip(self, images: torch.Tensor,
                        generator: torch.Generator | None) -> torch.Tensor:
-        """Random crop of the zero-padded batch and horizontal flip as one gather."""
-        count, channels, height, width = images.shape
+        """Random crops of the zero-padded batch (one indexing of a sliding-window view) and
+        horizontal flips of a random half (one index_select/index_copy), all on uint8."""
+        count, _, height, width = images.shape
         device = images.device
         pad = self.padding if self.crop == "pad" else 0
         if pad:
             offsets_y = (self._random(count, generator) * (2 * pad + 1)).long().to(device)
             offsets_x = (self._random(count, generator) * (2 * pad + 1)).long().to(device)
-            images = F.pad(images, (pad, pad, pad, pad))
-        else:
-            offsets_y = offsets_x = torch.zeros(count, dtype=torch.long, device=device)
-        rows = offsets_y[:, None] + torch.arange(height, device=device)
-        columns = torch.arange(width, device=device).expand(count, width)
+            padded = F.pad(images, (pad, pad, pad, pad))
+            # windows[n, c, y, x] is the H x W crop of image n at offset (y, x): a view, no copy
+            windows = padded.unfold(2, height, 1).unfold(3, width, 1)
+            images = windows[torch.arange(count, device=device), :, offsets_y, offsets_x]
         if self.flip:
-            flipped = (self._random(count, generator) < 0.5).to(device)
-            columns = torch.where(flipped[:, None], columns.flip(1), columns)
-        columns = columns + offsets_x[:, None]
-        batch_index = torch.arange(count, device=device)[:, None, None]
-        # advanced indices around a slice: result is N x H x W x C
-        gathered = images[batch_index, :, rows[:, :, None], columns[:, None, :]]
-        return gathered.permute(0, 3, 1, 2)
+            chosen = (self._random(count, generator) < 0.5).nonzero().flatten().to(device)
+            if pad == 0:
+                images = images.clone()
+            images.index_copy_(0, chosen, images.index_select(0, chosen).flip(-1))
+        return images
 
     def _resized_crop(self, images: torch.Tensor, out_size: tuple[int, int],
                       generator: torch.Generator | None) -> torch.Tensor:
@@ -188,13 +188,16 @@ class BatchAugment:
         sign = torch.ones(count)
         if self.flip:
             sign = torch.where(self._random(count, generator) < 0.5, -1.0, 1.0)
-        # affine map from output coordinates in [-1, 1] to input coordinates in [-1, 1]
-        theta = torch.zeros(count, 2, 3)
-        theta[:, 0, 0] = sign * crop_w / width
-        theta[:, 0, 2] = (2 * left + crop_w) / width - 1
-        theta[:, 1, 1] = crop_h / height
-        theta[:, 1, 2] = (2 * top + crop_h) / height - 1
-        theta = theta.to(images.device)
-        grid = F.affine_grid(theta, [count, images.shape[1], *out_size], align_corners=False)
-        return F.grid_sample(images.float(), grid, mode="bilinear", padding_mode="border",
+        # sampling grid in grid_sample's [-1, 1] coordinates, built per axis (the crop is
+        # axis-aligned): output column j of image n reads x = scale_x[n] * base_x[j] + shift_x[n]
+        out_h, out_w = out_size
+        base_x = (torch.arange(out_w) * 2 + 1) / out_w - 1
+        base_y = (torch.arange(out_h) * 2 + 1) / out_h - 1
+        shift_x = (2 * left + crop_w) / width - 1
+        shift_y = (2 * top + crop_h) / height - 1
+        grid_x = ((sign * crop_w / width)[:, None] * base_x + shift_x[:, None]).to(images.device)
+        grid_y = ((crop_h / height)[:, None] * base_y + shift_y[:, None]).to(images.device)
+        grid = torch.stack([grid_x[:, None, :].expand(count, out_h, out_w),
+                            grid_y[:, :, None].expand(count, out_h, out_w)], dim=-1)
+        return F.grid_sample(images, grid, mode="bilinear", padding_mode="border",
                              align_corners=False)
