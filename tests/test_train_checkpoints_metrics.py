@@ -17,8 +17,13 @@ from mobilecnn.train.checkpoints import (
     load_model,
     save_checkpoint,
 )
-from mobilecnn.train.metrics import MetricLog, SplitMetrics, read_metrics, topk_correct
-from mobilecnn.train.metrics import write_per_class_csv
+from mobilecnn.train.metrics import (
+    MetricLog,
+    SplitMetrics,
+    read_metrics,
+    topk_correct,
+    write_per_class_csv,
+)
 
 KWARGS = {"num_classes": 3, "width_mult": 0.25, "total_stride": 16,
           "inverted_residual_setting": [[1, 8, 1, 1], [2, 8, 1, 2]]}

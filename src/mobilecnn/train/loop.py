@@ -137,7 +137,9 @@ def _autocast(device: torch.device, dtype: torch.dtype | None) -> contextlib.Abs
 
 # --------------------------------------------------------------------------- data
 
-def load_splits(config: TrainConfig, ctx: DistContext | None = None) -> tuple[Any, Any, Path]:
+def load_splits(
+    config: TrainConfig, ctx: DistContext | None = None, progress: bool = False
+) -> tuple[Any, Any, Path]:
     """Decoded ``(train, val, root)`` for ``config.data`` (``"demo"`` generates the data).
 
     Rank 0 builds the caches first; the other processes wait, then read them.
@@ -163,8 +165,8 @@ def load_splits(config: TrainConfig, ctx: DistContext | None = None) -> tuple[An
                 val_per_class=config.demo_val_per_class, image_size=64, seed=0,
             )
         cache_dir = config.cache_dir
-        return (prepare_cache(data_root, "train", cache_dir=cache_dir),
-                prepare_cache(data_root, "val", cache_dir=cache_dir))
+        return (prepare_cache(data_root, "train", cache_dir=cache_dir, progress=progress),
+                prepare_cache(data_root, "val", cache_dir=cache_dir, progress=progress))
 
     import torch.distributed as dist
 
@@ -410,9 +412,11 @@ def _train(
     local_batch = config.batch_size // ctx.world_size
 
     # ---- data
+    show_progress = ctx.is_main and (
+        config.progress if config.progress is not None else sys.stderr.isatty())
     root: Path | None = None
     if train_split is None or val_split is None:
-        train_split, val_split, root = load_splits(config, ctx)
+        train_split, val_split, root = load_splits(config, ctx, progress=show_progress)
     classes, class_names = list(train_split.classes), list(train_split.class_names)
     num_classes = len(classes)
     image_size = int(train_split.images.shape[-1])
@@ -531,8 +535,6 @@ def _train(
     stop = _StopFlag()
     stop.install()
     steps_this_run = 0
-    show_progress = ctx.is_main and (
-        config.progress if config.progress is not None else sys.stderr.isatty())
     try:
         for epoch in range(start_epoch, config.epochs):
             train_loader.set_epoch(epoch)
