@@ -31,12 +31,13 @@ def _official(tmp_path: Path, **kwargs: int) -> Path:
 
 @pytest.mark.parametrize("workers", [1, 2])
 def test_cache_equals_per_image_decoding(tmp_path: Path, workers: int) -> None:
-    root = _official(tmp_path)
+    # a few hundred tiny JPEGs, every 7th grayscale
+    root = _official(tmp_path, num_classes=10, train_per_class=25, gray_every=7)
     path = prepare_cache(root, "train", num_workers=workers, progress=False)
     assert path.parent == root / CACHE_DIRNAME
     decoded = load_cache(path)
     dataset = TinyImageNet(root, "train")
-    assert decoded.images.dtype == torch.uint8 and decoded.images.shape == (15, 3, 16, 16)
+    assert decoded.images.dtype == torch.uint8 and decoded.images.shape == (250, 3, 16, 16)
     assert decoded.labels.dtype == torch.int64
     assert decoded.labels.tolist() == dataset.targets
     assert decoded.classes == dataset.classes and decoded.class_names == dataset.class_names

@@ -75,6 +75,23 @@ def test_download_flag_uses_present_copy_without_network(official: Path) -> None
     assert len(TinyImageNet(official, "val", download=True)) == 6
 
 
+def test_download_flag_fetches_into_the_parent_when_missing(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from mobilecnn.data import download
+
+    calls: list[Path] = []
+
+    def fake_download(root: Path) -> Path:
+        calls.append(root)
+        return make_official(root, num_classes=2, train_per_class=1, val_per_class=1)
+
+    monkeypatch.setattr(download, "download_tiny_imagenet", fake_download)
+    dataset = TinyImageNet(tmp_path / "tiny-imagenet-200", "train", download=True)
+    assert calls == [tmp_path] and len(dataset) == 2
+    assert len(TinyImageNet(tmp_path, "val", download=True)) == 2 and len(calls) == 1
+
+
 def test_class_folder_layout(tmp_path: Path) -> None:
     root = make_class_folders(tmp_path / "pets", nested=True)
     train = TinyImageNet(root, "train")
