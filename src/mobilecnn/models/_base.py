@@ -113,6 +113,20 @@ class MobileNetBase(nn.Module):
         self.classifier[-1] = new
         self.num_classes = num_classes
 
+    def freeze_backbone(self, freeze_norm: bool = True) -> None:
+        """Stop training ``features`` (see :func:`mobilecnn.models.features.freeze_backbone`):
+        its parameters stop requiring gradients and, with ``freeze_norm``, its BatchNorms
+        keep their running statistics in train mode. Only the classifier then learns."""
+        from .features import freeze_backbone
+
+        freeze_backbone(self, freeze_norm=freeze_norm)
+
+    def unfreeze_backbone(self) -> None:
+        """Make ``features`` trainable again (undoes :meth:`freeze_backbone`)."""
+        from .features import unfreeze_backbone
+
+        unfreeze_backbone(self)
+
 
 def stage_feature_info(
     blocks: list[tuple[str, int, int]], stem_stride: int
