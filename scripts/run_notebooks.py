@@ -28,8 +28,9 @@ KERNEL_NAME = "python3"
 def execute_notebook(path: Path, working_dir: Path | None = None, timeout: int = 600) -> Any:
     """Run every cell of the notebook at ``path``; returns the executed ``NotebookNode``.
 
-    Cells run with ``working_dir`` (default: the notebook's folder) as the current directory
-    in a fresh kernel on ``sys.executable``. A failing cell raises
+    Cells run with ``working_dir`` (default: a fresh temporary folder, so that nothing left
+    over from an earlier run shows in the outputs) as the current directory, in a fresh
+    kernel on ``sys.executable``. A failing cell raises
     ``nbclient.exceptions.CellExecutionError`` with the cell's traceback.
     """
     try:
@@ -45,12 +46,15 @@ def execute_notebook(path: Path, working_dir: Path | None = None, timeout: int =
         ) from None
 
     notebook = nbformat.read(path, as_version=4)
-    with tempfile.TemporaryDirectory(prefix="mobilecnn-kernels-") as kernels:
+    with tempfile.TemporaryDirectory(prefix="mobilecnn-notebook-") as scratch:
+        kernels = Path(scratch) / "kernels"
+        workdir = Path(scratch) / "work"
+        workdir.mkdir()
         # a kernel spec of our own, so no other installed "python3" kernel can be picked up
-        write_kernel_spec(Path(kernels) / KERNEL_NAME)
+        write_kernel_spec(kernels / KERNEL_NAME)
         kernel_manager = KernelManager(
             kernel_name=KERNEL_NAME,
-            kernel_spec_manager=KernelSpecManager(kernel_dirs=[kernels]),
+            kernel_spec_manager=KernelSpecManager(kernel_dirs=[str(kernels)]),
         )
         client = NotebookClient(
             notebook,
@@ -59,7 +63,7 @@ def execute_notebook(path: Path, working_dir: Path | None = None, timeout: int =
             timeout=timeout,
             record_timing=False,
             coalesce_streams=True,
-            resources={"metadata": {"path": str(working_dir or path.parent)}},
+            resources={"metadata": {"path": str(working_dir or workdir)}},
         )
         client.execute()
     return notebook

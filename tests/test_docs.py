@@ -17,6 +17,7 @@ from __future__ import annotations
 import importlib
 import importlib.util
 import inspect
+import json
 import re
 import shlex
 from dataclasses import dataclass
@@ -54,10 +55,10 @@ class CodeBlock:
         return f"{self.path.relative_to(ROOT)}:{self.line}"
 
 
-def code_blocks(path: Path) -> list[CodeBlock]:
+def code_blocks(path: Path, text: str | None = None) -> list[CodeBlock]:
     """The fenced code blocks of a Markdown file (CommonMark fences, backticks or tildes)."""
     blocks: list[CodeBlock] = []
-    lines = path.read_text(encoding="utf-8").splitlines()
+    lines = (path.read_text(encoding="utf-8") if text is None else text).splitlines()
     opening: re.Match[str] | None = None
     start = 0
     body: list[str] = []
@@ -189,6 +190,18 @@ def _mobilecnn_args(command: list[str]) -> list[list[str]]:
     return []
 
 
+def assert_cli_lines_parse(code: str, where: str) -> None:
+    """Fail if a ``mobilecnn`` command in the shell ``code`` is rejected by the real parser."""
+    from mobilecnn.cli import build_parser
+
+    for argv in cli_invocations(code):
+        try:
+            build_parser().parse_args(argv)
+        except SystemExit as exit_:
+            if exit_.code not in (0, None):  # --help and --version exit 0
+                pytest.fail(f"{where}: `mobilecnn {shlex.join(argv)}` does not parse")
+
+
 def test_cli_invocations_are_found() -> None:
     code = (
         "# a comment\n$ mobilecnn compare --in 64\n"
@@ -203,21 +216,20 @@ def test_cli_invocations_are_found() -> None:
     ]
 
 
+def test_renamed_flag_is_caught(capsys: pytest.CaptureFixture[str]) -> None:
+    assert_cli_lines_parse("mobilecnn summary mobilenet_v2 --input-size 64", "ok")
+    with pytest.raises(pytest.fail.Exception, match="does not parse"):
+        assert_cli_lines_parse("mobilecnn summary mobilenet_v2 --image-size 64", "page.md:3")
+    assert "unrecognized arguments: --image-size" in capsys.readouterr().err
+
+
 @pytest.mark.parametrize("path", markdown_files(), ids=_file_id)
 def test_cli_lines_parse(path: Path) -> None:
     if not path.exists():
         pytest.skip(f"{_file_id(path)} does not exist yet")
-    from mobilecnn.cli import build_parser
-
     for block in code_blocks(path):
-        if block.lang not in SHELL_LANGS:
-            continue
-        for argv in cli_invocations(block.code):
-            try:
-                build_parser().parse_args(argv)
-            except SystemExit as exit_:
-                if exit_.code not in (0, None):  # --help and --version exit 0
-                    pytest.fail(f"{block.where}: `mobilecnn {shlex.join(argv)}` does not parse")
+        if block.lang in SHELL_LANGS:
+            assert_cli_lines_parse(block.code, block.where)
 
 
 # --------------------------------------------------------------------------- links
@@ -227,10 +239,10 @@ LINK = re.compile(r"!?\[[^\]]*\]\(\s*<?([^)\s>]+)>?(?:\s+\"[^\"]*\")?\s*\)")
 REFERENCE = re.compile(r"^\s{0,3}\[[^\]]+\]:\s*<?(\S+?)>?(?:\s|$)", re.MULTILINE)
 
 
-def _prose(path: Path) -> str:
-    """The file without fenced code blocks and inline code spans, where links are not links."""
-    text = path.read_text(encoding="utf-8")
-    for block in code_blocks(path):
+def _prose(path: Path, text: str | None = None) -> str:
+    """The text without fenced code blocks and inline code spans, where links are not links."""
+    text = path.read_text(encoding="utf-8") if text is None else text
+    for block in code_blocks(path, text):
         text = text.replace(block.code, "")
     return re.sub(r"(`+)(?!`).*?(?<!`)\1(?!`)", "", text, flags=re.DOTALL)
 
@@ -268,11 +280,9 @@ def test_github_anchors() -> None:
     assert "5-small-inputs-total_stride-16-and-8" in github_anchors(page)
 
 
-@pytest.mark.parametrize("path", markdown_files(), ids=_file_id)
-def test_relative_links_resolve(path: Path) -> None:
-    if not path.exists():
-        pytest.skip(f"{_file_id(path)} does not exist yet")
-    prose = _prose(path)
+def broken_links(path: Path, text: str | None = None) -> list[str]:
+    """Relative links of the Markdown ``text`` (default: the file) that lead nowhere."""
+    prose = _prose(path, text)
     broken: list[str] = []
     for target in LINK.findall(prose) + REFERENCE.findall(prose):
         if re.match(r"^[a-z][a-z0-9+.-]*:", target, re.IGNORECASE):  # http:, https:, mailto:
@@ -283,7 +293,37 @@ def test_relative_links_resolve(path: Path) -> None:
             broken.append(f"{target} (no such file)")
         elif anchor and linked.suffix == ".md" and anchor not in github_anchors(linked):
             broken.append(f"{target} (no heading with anchor #{anchor})")
-    assert not broken, f"{_file_id(path)} has broken links: " + "; ".join(sorted(set(broken)))
+    return sorted(set(broken))
+
+
+@pytest.mark.parametrize("path", markdown_files(), ids=_file_id)
+def test_relative_links_resolve(path: Path) -> None:
+    if not path.exists():
+        pytest.skip(f"{_file_id(path)} does not exist yet")
+    broken = broken_links(path)
+    assert not broken, f"{_file_id(path)} has broken links: " + "; ".join(broken)
+
+
+def _notebook_markdown(path: Path) -> str:
+    cells = json.loads(path.read_text(encoding="utf-8"))["cells"]
+    return "\n\n".join(
+        "".join(cell["source"]) if isinstance(cell["source"], list) else cell["source"]
+        for cell in cells
+        if cell["cell_type"] == "markdown"
+    )
+
+
+@pytest.mark.parametrize(
+    "notebook", sorted((ROOT / "examples").glob("*.ipynb")), ids=lambda p: p.name
+)
+def test_notebook_text_links_and_commands(notebook: Path) -> None:
+    """The Markdown cells of the notebooks follow the same rules as the docs."""
+    text = _notebook_markdown(notebook)
+    broken = broken_links(notebook, text)
+    assert not broken, f"{notebook.name} has broken links: " + "; ".join(broken)
+    for block in code_blocks(notebook, text):
+        if block.lang in SHELL_LANGS:
+            assert_cli_lines_parse(block.code, notebook.name)
 
 
 def test_docs_home_links_every_page() -> None:
