@@ -13,12 +13,14 @@ Everything is measured in this one run; ratios are against (b) with the same cro
 from __future__ import annotations
 
 import argparse
+import functools
 import math
 import os
 import random
 import sys
 import tempfile
 import time
+from collections.abc import Callable, Iterable
 from pathlib import Path
 
 import torch
@@ -37,7 +39,7 @@ from mobilecnn.data import (
 )
 
 
-class PILAugmentDataset(Dataset):
+class PILAugmentDataset(Dataset[tuple[torch.Tensor, int]]):
     """Baseline: decode one JPEG with PIL, augment it with PIL, convert and normalize it."""
 
     def __init__(self, samples: list[tuple[Path, int]], crop: str, seed: int = 0) -> None:
@@ -60,8 +62,8 @@ class PILAugmentDataset(Dataset):
         width, height = image.size
         if self.crop == "pad":
             padded = ImageOps.expand(image, border=4, fill=0)
-            left, top = rng.randint(0, 8), rng.randint(0, 8)
-            image = padded.crop((left, top, left + width, top + height))
+            x0, y0 = rng.randint(0, 8), rng.randint(0, 8)
+            image = padded.crop((x0, y0, x0 + width, y0 + height))
         else:  # random-resized crop, scale (0.35, 1), ratio (3/4, 4/3)
             box = (0.0, 0.0, float(width), float(height))
             for _ in range(10):
@@ -81,7 +83,10 @@ class PILAugmentDataset(Dataset):
         return (tensor - self.mean) / self.std, label
 
 
-def timed(batches, step=None) -> tuple[int, float]:
+def timed(
+    batches: Iterable[tuple[torch.Tensor, torch.Tensor]],
+    step: Callable[[torch.Tensor], torch.Tensor] | None = None,
+) -> tuple[int, float]:
     """Images and seconds of one pass over ``batches`` (applying ``step`` to each batch),
     timed from the first batch on so worker start-up is not counted."""
     iterator = iter(batches)
@@ -147,7 +152,7 @@ def main() -> int:
             best = None
             for epoch in range(args.repeats):
                 loader.set_epoch(epoch)
-                result = timed(loader, lambda batch, a=augment, g=generator: a(batch, g))
+                result = timed(loader, functools.partial(augment, generator=generator))
                 best = result if best is None or result[1] < best[1] else best
             assert best is not None
             rows.append((crop, f"(a) cache + CachedBatchLoader + BatchAugment, {threads} "
@@ -161,7 +166,7 @@ def main() -> int:
 
         fallback = jpeg_loader(dataset, args.batch_size, num_workers=workers, seed=0)
         rows.append((crop, f"(c) jpeg_loader({workers} workers) + BatchAugment",
-                     *timed(fallback, lambda batch, a=augment: a(batch))))
+                     *timed(fallback, augment)))
         del fallback
 
     print()
