@@ -629,12 +629,12 @@ def _train(
             if improved:
                 best_top1 = val.top1_acc
             payload = state(epoch + 1, 0, torch.zeros(3, dtype=torch.float64))
-            if ctx.is_main:
-                log.append(row)
+            if ctx.is_main:  # checkpoint first: a logged epoch always has its checkpoint
                 save_checkpoint(payload, last_path)
                 if improved:
                     save_checkpoint(payload, best_path)
                     write_per_class_csv(out_dir / "val_per_class.csv", val, classes, class_names)
+                log.append(row)
             say(f"epoch {epoch + 1:>3}/{config.epochs}  train loss {row['train_loss']:.4f} "
                 f"acc {100 * row['train_acc']:5.1f}%  val loss {row['val_loss']:.4f} "
                 f"top-1 {100 * row['val_top1']:5.1f}% top-5 {100 * row['val_top5']:5.1f}%  "
