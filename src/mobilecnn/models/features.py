@@ -176,11 +176,13 @@ class FrozenBatchNorm2d(nn.Module):
         super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """``(x - running_mean) / sqrt(running_var + eps) * weight + bias`` per channel."""
         scale = self.weight * torch.rsqrt(self.running_var + self.eps)
         shift = self.bias - self.running_mean * scale
         return x * scale.reshape(1, -1, 1, 1).to(x.dtype) + shift.reshape(1, -1, 1, 1).to(x.dtype)
 
     def extra_repr(self) -> str:
+        """Shown by ``print(module)``."""
         return f"{self.num_features}, eps={self.eps}"
 
 
