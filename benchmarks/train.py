@@ -99,9 +99,16 @@ def baseline_step(num_classes: int, batch: int, device: torch.device
     return step, model
 
 
-def time_alternating(steps: dict[str, Callable[[], None]], device: torch.device, warmup: int,
-                     rounds: int, steps_per_round: int) -> dict[str, float]:
-    """Median seconds per step of each candidate, measured in alternating rounds."""
+def time_alternating(
+    steps: dict[str, Callable[[], None]], device: torch.device, warmup: int, rounds: int,
+    steps_per_round: int, clock: Callable[[], float] = time.perf_counter,
+) -> dict[str, float]:
+    """Median seconds per step of each candidate, measured in alternating rounds.
+
+    ``clock=time.process_time`` counts this process's CPU seconds instead of wall time: on a
+    machine shared with other jobs that is the figure an idle machine would show (with one
+    thread; with several it also counts threads waiting for each other).
+    """
     for step in steps.values():
         for _ in range(warmup):
             step()
@@ -109,11 +116,11 @@ def time_alternating(steps: dict[str, Callable[[], None]], device: torch.device,
     samples: dict[str, list[float]] = {name: [] for name in steps}
     for _ in range(rounds):
         for name, step in steps.items():
-            started = time.perf_counter()
+            started = clock()
             for _ in range(steps_per_round):
                 step()
             sync(device)
-            samples[name].append((time.perf_counter() - started) / steps_per_round)
+            samples[name].append((clock() - started) / steps_per_round)
     return {name: statistics.median(values) for name, values in samples.items()}
 
 
@@ -158,18 +165,25 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--steps-per-round", type=int, default=3)
     parser.add_argument("--warmup", type=int, default=2)
+    parser.add_argument("--threads", type=int, default=None,
+                        help="torch.set_num_threads (default: torch's choice)")
+    parser.add_argument("--clock", choices=("wall", "cpu"), default="wall",
+                        help="wall time (default) or this process's CPU time (for a shared "
+                             "machine; use with --threads 1)")
     parser.add_argument("--accuracy-epochs", type=int, default=0,
                         help="also train the demo for N epochs in fp32 and bf16 (slow)")
     parser.add_argument("--accuracy-out", default="runs/bench-bf16")
     args = parser.parse_args()
 
+    if args.threads:
+        torch.set_num_threads(args.threads)
     device = torch.device(args.device)
     if device.type == "cuda" and not torch.cuda.is_available():
         raise SystemExit("--device cuda: CUDA is not available here")
     batch = args.batch_size or (512 if device.type == "cuda" else 64)
     print(f"torch {torch.__version__}, device {device}, threads {torch.get_num_threads()}, "
           f"cpu capability {torch.backends.cpu.get_cpu_capability()}, batch {batch}, 64x64, "
-          f"{args.num_classes} classes")
+          f"{args.num_classes} classes", flush=True)
 
     baseline, baseline_model = baseline_step(args.num_classes, batch, device)
     candidates: dict[str, Callable[[], None]] = {"torchvision fp32 (plain loop)": baseline}
@@ -189,8 +203,11 @@ def main() -> None:
                          "parameters")
     print(f"same architecture: {ours:,} parameters each")
 
+    clock = time.process_time if args.clock == "cpu" else time.perf_counter
     seconds = time_alternating(candidates, device, args.warmup, args.rounds,
-                               args.steps_per_round)
+                               args.steps_per_round, clock)
+    print(f"clock: {args.clock} time, median of {args.rounds} alternating rounds of "
+          f"{args.steps_per_round} steps")
     base = seconds["torchvision fp32 (plain loop)"]
     print(f"\n{'training step':<44}{'images/s':>10}{'vs plain':>10}")
     for name, value in seconds.items():

@@ -180,3 +180,21 @@ def test_a_signalled_run_resumes_to_the_same_result(
     assert resumed.returncode == 0, resumed.stderr
     assert "resumed from" in resumed.stdout
     assert _final(out) == uninterrupted
+
+
+@pytest.mark.slow
+def test_demo_learns_with_fewer_epochs(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    """`mobilecnn demo` shortened to 2 epochs (the default has more): well above the 10%
+    chance level, and it says where everything is and that the data is generated."""
+    out = tmp_path / "demo"
+    assert main(["demo", "--out", str(out), "--epochs", "2"]) == 0
+    printed = capsys.readouterr().out
+    final = read_metrics(out / "metrics.jsonl")[-1]
+    assert final["epoch"] == 2
+    assert final["val_top1"] >= 0.4, final
+    for name in ("last.pt", "best.pt", "metrics.jsonl", "loss.png", "accuracy.png"):
+        assert str(out / name) in printed
+    assert "GENERATED data" in printed
+    checkpoint = load_checkpoint(out / "best.pt")
+    assert checkpoint["model_kwargs"]["total_stride"] == 16
+    assert len(checkpoint["class_names"]) == 10
