@@ -120,13 +120,16 @@ def _cast_input(module: nn.Module, args: tuple[Any, ...]) -> tuple[Any, ...] | N
     return (args[0].to(dtype), *args[1:])
 
 
+_REDUCED_PRECISION = (torch.bfloat16, torch.float16)
+
+
 def _cast_output(module: nn.Module, args: tuple[Any, ...], output: Any) -> Any:
-    """Forward hook: reduced-precision floating outputs are returned as float32."""
-    if isinstance(output, torch.Tensor) and output.is_floating_point():
+    """Forward hook: bfloat16/float16 outputs are returned as float32."""
+    if isinstance(output, torch.Tensor) and output.dtype in _REDUCED_PRECISION:
         return output.float()
     if isinstance(output, list):  # feature extractors return one map per level
-        return [o.float() if isinstance(o, torch.Tensor) and o.is_floating_point() else o
-                for o in output]
+        return [o.float() if isinstance(o, torch.Tensor) and o.dtype in _REDUCED_PRECISION
+                else o for o in output]
     return output
 
 
@@ -157,7 +160,8 @@ def optimize_for_inference(
       see no difference except speed and precision (about 3 significant digits).
 
     The copy stays the same class (a :class:`~mobilecnn.MobileNetBase` stays one), so
-    ``forward_features`` and ``feature_info`` keep working.
+    ``forward_features`` and ``feature_info`` keep working (with ``dtype``, only ``forward``
+    casts: give ``forward_features`` inputs of that dtype).
     """
     optimized = fold_batchnorm(model, inplace=False)
     optimized.requires_grad_(False)
