@@ -16,6 +16,18 @@ from .counting import (
     param_count,
     summary,
 )
+from .inference import (
+    FeatureExtractor,
+    create_feature_extractor,
+    export_onnx,
+    export_torchscript,
+    fold_batchnorm,
+    freeze_backbone,
+    load_torchvision_state_dict,
+    optimize_for_inference,
+    to_torchvision_state_dict,
+    unfreeze_backbone,
+)
 from .layers import ConvNormAct, DepthwiseSeparableConv, InvertedResidual, make_divisible
 from .models import MODELS, FeatureInfo, MobileNetBase, MobileNetV1, MobileNetV2, create_model
 
@@ -26,6 +38,7 @@ __all__ = [
     "ConvComparison",
     "ConvNormAct",
     "DepthwiseSeparableConv",
+    "FeatureExtractor",
     "FeatureInfo",
     "InvertedResidual",
     "LayerStats",
@@ -35,9 +48,18 @@ __all__ = [
     "ModelSummary",
     "__version__",
     "conv_comparison",
+    "create_feature_extractor",
     "create_model",
+    "export_onnx",
+    "export_torchscript",
+    "fold_batchnorm",
+    "freeze_backbone",
+    "load_torchvision_state_dict",
     "mac_count",
     "make_divisible",
+    "optimize_for_inference",
     "param_count",
     "summary",
+    "to_torchvision_state_dict",
+    "unfreeze_backbone",
 ]

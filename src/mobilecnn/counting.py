@@ -209,6 +209,7 @@ class ConvComparison:
         return 1 / self.out_channels + 1 / self.kernel_size**2
 
     def table(self) -> str:
+        """The comparison as the text ``mobilecnn compare`` prints."""
         k, m, n = self.kernel_size, self.in_channels, self.out_channels
         return "\n".join(
             [
@@ -225,6 +226,7 @@ class ConvComparison:
         )
 
     def __str__(self) -> str:
+        """Same as :meth:`table`."""
         return self.table()
 
 
