@@ -94,6 +94,7 @@ def _file_id(path: Path) -> str:
 # --------------------------------------------------------------------------- python blocks
 
 
+@pytest.mark.slow  # api.md and deployment.md train and export models: 20-60 s each
 @pytest.mark.parametrize("path", markdown_files(), ids=_file_id)
 def test_python_blocks_run(
     path: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
