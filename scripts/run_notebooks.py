@@ -65,7 +65,10 @@ def execute_notebook(path: Path, working_dir: Path | None = None, timeout: int =
             coalesce_streams=True,
             resources={"metadata": {"path": str(working_dir or workdir)}},
         )
-        client.execute()
+        # the kernel inherits the environment, less a MPLBACKEND (CI sets Agg) that would
+        # keep matplotlib's inline backend from putting the plots into the notebook
+        environment = {k: v for k, v in os.environ.items() if k != "MPLBACKEND"}
+        client.execute(env=environment)
     return notebook
 
 

@@ -55,13 +55,15 @@ def _copy_to(tmp_path: Path, name: str) -> Path:
 def test_notebook_runs(name: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     notebook_path = _copy_to(tmp_path, name)
     monkeypatch.setenv("MOBILECNN_FAST", "1")
-    monkeypatch.delenv("MPLBACKEND", raising=False)  # the kernel's inline backend draws plots
+    monkeypatch.setenv("MPLBACKEND", "Agg")  # as in CI: the runner must still get the plots
     executed = run_notebooks.execute_notebook(notebook_path, working_dir=tmp_path, timeout=300)
     code_cells = [cell for cell in executed.cells if cell.cell_type == "code"]
     assert code_cells, f"{name} has no code"
     assert all(cell.get("execution_count") for cell in code_cells), "a cell did not run"
     errors = [o for cell in code_cells for o in cell.outputs if o.output_type == "error"]
     assert not errors, f"{name}: {errors[0]['ename']}: {errors[0]['evalue']}"
+    images = [o for cell in code_cells for o in cell.outputs if "image/png" in o.get("data", {})]
+    assert images, f"{name} drew no plot into the notebook"
 
 
 def test_kernel_is_this_interpreter(tmp_path: Path) -> None:
