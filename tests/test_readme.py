@@ -31,7 +31,9 @@ def _millions(text: str) -> float:
 
 
 @pytest.mark.parametrize(
-    "row", _table_rows("| model | width | input | parameters | MACs |"), ids=lambda r: "-".join(r[:2])
+    "row",
+    _table_rows("| model | width | input | parameters | MACs |"),
+    ids=lambda r: "-".join(r[:2]),
 )
 def test_imagenet_table_row(row: list[str]) -> None:
     name, width, size, params, macs = row[:5]
