@@ -37,7 +37,7 @@ import torch
 from torch import nn
 
 from mobilecnn import MobileNetV2, mac_count
-from mobilecnn.inference import _cpu_has_fast_bfloat16, optimize_for_inference
+from mobilecnn.inference import cpu_has_fast_bfloat16, optimize_for_inference
 
 CASES = ((1, 224), (256, 64))  # (batch, image size)
 
@@ -95,7 +95,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     torch.manual_seed(0)
     if args.threads:
         torch.set_num_threads(args.threads)
-    native_bf16 = _cpu_has_fast_bfloat16()
+    native_bf16 = cpu_has_fast_bfloat16()
     time_bf16 = native_bf16 or args.force_bf16
     peak = matmul_flops()
     tv = torchvision.models.mobilenet_v2(weights=None).eval()

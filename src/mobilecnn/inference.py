@@ -36,6 +36,7 @@ from .models.features import (
 __all__ = [
     "FeatureExtractor",
     "FrozenBatchNorm2d",
+    "cpu_has_fast_bfloat16",
     "create_feature_extractor",
     "export_onnx",
     "export_torchscript",
@@ -133,8 +134,12 @@ def _cast_output(module: nn.Module, args: tuple[Any, ...], output: Any) -> Any:
     return output
 
 
-def _cpu_has_fast_bfloat16() -> bool:
-    """Whether oneDNN has native bfloat16 kernels here (AVX512-BF16 or AMX)."""
+def cpu_has_fast_bfloat16() -> bool:
+    """Whether this CPU runs bfloat16 natively (oneDNN with AVX512-BF16 or AMX).
+
+    Without it bfloat16 is emulated and many times slower than float32, so the library only
+    chooses bfloat16 on such a CPU when asked to.
+    """
     checker = getattr(torch.ops.mkldnn, "_is_mkldnn_bf16_supported", None)
     try:
         return bool(checker()) if checker is not None else False
@@ -170,7 +175,7 @@ def optimize_for_inference(
             raise ValueError(f"dtype must be a floating point type such as torch.bfloat16, "
                              f"got {dtype}")
         on_cpu = all(p.device.type == "cpu" for p in optimized.parameters())
-        if dtype == torch.bfloat16 and on_cpu and not _cpu_has_fast_bfloat16():
+        if dtype == torch.bfloat16 and on_cpu and not cpu_has_fast_bfloat16():
             warnings.warn(
                 "this CPU has no native bfloat16 support (AVX512-BF16 or AMX), so bfloat16 "
                 "inference is emulated and much slower than float32; use dtype=None here",

@@ -20,7 +20,7 @@ from ._deps import require_pil_image, tqdm_bar
 __all__ = ["DEMO_CLASSES", "DemoClass", "make_demo_dataset"]
 
 MARKER_NAME = ".mobilecnn_demo.json"
-GENERATOR_VERSION = 1
+GENERATOR_VERSION = 2
 
 COLOURS: dict[str, tuple[int, int, int]] = {
     "red": (220, 40, 40),
@@ -34,6 +34,7 @@ COLOURS: dict[str, tuple[int, int, int]] = {
 }
 SHAPES = ("circle", "square", "triangle", "star", "cross", "ring")
 TEXTURES = ("striped", "checkerboard", "polka-dot")
+TEXTURE_INK = {"striped": "white", "checkerboard": "yellow", "polka-dot": "red"}
 
 
 @dataclass(frozen=True)
@@ -109,7 +110,10 @@ def _texture_patch(kind: str, side: int, rng: random.Random) -> Any:
     image_module = require_pil_image()
     from PIL import ImageDraw
 
-    hue_a, hue_b = rng.sample(list(COLOURS.values()), 2)
+    # Each texture has its own ink colour (on dark or on another colour), so that a small
+    # network learns the demo within a few epochs; the pattern still has to be seen.
+    hue_a = COLOURS[TEXTURE_INK[kind]]
+    hue_b = rng.choice([c for name, c in COLOURS.items() if name != TEXTURE_INK[kind]])
     if rng.random() < 0.5:
         hue_b = (15, 15, 15)
     patch = image_module.new("RGB", (side, side), _jitter(hue_b, rng))

@@ -23,6 +23,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ..inference import cpu_has_fast_bfloat16
 from ..models import MobileNetBase, create_model
 from .checkpoints import (
     CheckpointError,
@@ -98,12 +99,6 @@ class TrainingInterrupted(KeyboardInterrupt):
 
 # --------------------------------------------------------------------------- precision
 
-def _cpu_has_fast_bf16() -> bool:
-    cpu = getattr(torch, "cpu", None)
-    checks = ("_is_avx512_bf16_supported", "_is_amx_tile_supported")
-    return any(bool(getattr(cpu, name, lambda: False)()) for name in checks)
-
-
 def autocast_dtype(precision: str, device: torch.device) -> torch.dtype | None:
     """The autocast dtype for ``precision`` on ``device`` (None = plain fp32).
 
@@ -115,7 +110,7 @@ def autocast_dtype(precision: str, device: torch.device) -> torch.dtype | None:
     if precision == "auto":
         if device.type == "cuda":
             return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
-        if device.type == "cpu" and _cpu_has_fast_bf16():
+        if device.type == "cpu" and cpu_has_fast_bfloat16():
             return torch.bfloat16
         return None
     if precision == "bf16":
