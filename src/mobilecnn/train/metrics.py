@@ -90,11 +90,13 @@ class SplitMetrics:
         return [c / t if t else math.nan for c, t in pairs]
 
     def state_dict(self) -> dict[str, Any]:
+        """The running sums, for a mid-epoch checkpoint."""
         return {"loss_sum": self.loss_sum, "count": self.count, "top1": self.top1,
                 "top5": self.top5, "class_correct": self.class_correct.clone(),
                 "class_total": self.class_total.clone()}
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
+        """Restore the running sums saved by :meth:`state_dict`."""
         self.loss_sum = float(state["loss_sum"])
         self.count = int(state["count"])
         self.top1, self.top5 = int(state["top1"]), int(state["top5"])
