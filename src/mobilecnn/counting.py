@@ -108,7 +108,11 @@ class ModelSummary:
         return self.table()
 
 
-def _input_shape(model: nn.Module, input_size: InputSize) -> tuple[int, int, int, int]:
+def input_batch_shape(
+    model: nn.Module, input_size: InputSize, batch_size: int = 1
+) -> tuple[int, int, int, int]:
+    """``(batch, channels, height, width)`` for ``input_size`` given as ``224``, ``(224, 224)``
+    or ``(3, 224, 224)``; channels default to ``model.in_channels`` (else 3)."""
     if isinstance(input_size, int):
         size: tuple[int, ...] = (input_size, input_size)
     else:
@@ -117,10 +121,12 @@ def _input_shape(model: nn.Module, input_size: InputSize) -> tuple[int, int, int
         size = (int(getattr(model, "in_channels", 3)), *size)
     if len(size) != 3 or not all(isinstance(v, int) and v > 0 for v in size):
         raise ValueError(
-            "input_size must be a positive int (square image), (height, width) or "
+            "input_size must be positive: an int (square image), (height, width) or "
             f"(channels, height, width), got {input_size!r}"
         )
-    return (1, size[0], size[1], size[2])
+    if not isinstance(batch_size, int) or batch_size < 1:
+        raise ValueError(f"batch_size must be positive, got {batch_size!r}")
+    return (batch_size, size[0], size[1], size[2])
 
 
 @contextmanager
@@ -139,7 +145,7 @@ def summary(model: nn.Module, input_size: InputSize) -> ModelSummary:
     ``input_size`` is ``224``, ``(224, 224)`` or ``(3, 224, 224)``; the batch dimension is
     added. The pass runs in eval mode on the model's device without gradients.
     """
-    shape = _input_shape(model, input_size)
+    shape = input_batch_shape(model, input_size)
     parameter = next(model.parameters(), None)
     device = parameter.device if parameter is not None else torch.device("cpu")
     dtype = parameter.dtype if parameter is not None else torch.float32

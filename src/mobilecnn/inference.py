@@ -23,6 +23,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from .counting import InputSize, input_batch_shape
 from .layers import ConvNormAct, InvertedResidual
 from .models import MobileNetV2
 from .models.features import (
@@ -50,7 +51,6 @@ __all__ = [
 ]
 
 StateDict = Mapping[str, torch.Tensor]
-InputSize = int | tuple[int, int]
 
 # --------------------------------------------------------------------------------------------
 # BatchNorm folding and optimize_for_inference
@@ -356,18 +356,10 @@ def to_torchvision_state_dict(model: MobileNetV2) -> dict[str, torch.Tensor]:
 
 
 def _example_input(model: nn.Module, input_size: InputSize, batch_size: int) -> torch.Tensor:
-    if isinstance(input_size, int):
-        height = width = input_size
-    else:
-        height, width = input_size
-    if height < 1 or width < 1 or batch_size < 1:
-        raise ValueError(f"input_size and batch_size must be positive, got {input_size!r} and "
-                         f"{batch_size!r}")
-    in_channels = int(getattr(model, "in_channels", 3))
+    shape = input_batch_shape(model, input_size, batch_size)
     parameter = next(model.parameters())
     dtype = parameter.dtype if parameter.is_floating_point() else torch.float32
-    return torch.randn(batch_size, in_channels, height, width, device=parameter.device,
-                       dtype=dtype)
+    return torch.randn(shape, device=parameter.device, dtype=dtype)
 
 
 def _prepare_output_path(path: str | os.PathLike[str]) -> Path:
