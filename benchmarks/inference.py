@@ -37,7 +37,7 @@ import torch
 from torch import nn
 
 from mobilecnn import MobileNetV2, mac_count
-from mobilecnn.inference import cpu_has_fast_bfloat16, optimize_for_inference
+from mobilecnn.deploy import cpu_has_fast_bfloat16, optimize_for_inference
 
 CASES = ((1, 224), (256, 64))  # (batch, image size)
 

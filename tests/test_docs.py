@@ -30,7 +30,7 @@ ROOT = Path(__file__).resolve().parents[1]
 DOCS = ROOT / "docs"
 README = ROOT / "README.md"
 API_PAGE = DOCS / "api.md"
-PUBLIC_MODULES = ("mobilecnn", "mobilecnn.data", "mobilecnn.inference", "mobilecnn.train")
+PUBLIC_MODULES = ("mobilecnn", "mobilecnn.data", "mobilecnn.deploy", "mobilecnn.train")
 
 SKIP_MARKER = "no-test:"
 MAX_SKIPPED_FRACTION = 0.2  # at most one python block in five may be left out

@@ -9,7 +9,7 @@ import torch
 
 from mobilecnn import MobileNetV1, MobileNetV2
 from mobilecnn.cli import main
-from mobilecnn.inference import export_onnx, export_torchscript, optimize_for_inference
+from mobilecnn.deploy import export_onnx, export_torchscript, optimize_for_inference
 from test_inference_folding import max_relative_error, randomize_batchnorm
 
 ONNX_MISSING = [name for name in ("onnx", "onnxruntime", "onnxscript")

@@ -9,7 +9,7 @@ import torch
 from torch import nn
 
 from mobilecnn import ConvNormAct, MobileNetV1, MobileNetV2
-from mobilecnn.inference import FrozenBatchNorm2d, fold_batchnorm, optimize_for_inference
+from mobilecnn.deploy import FrozenBatchNorm2d, fold_batchnorm, optimize_for_inference
 
 
 def randomize_batchnorm(model: nn.Module, seed: int = 1) -> nn.Module:

@@ -7,7 +7,7 @@ import torch
 from torch import nn
 
 from mobilecnn import MobileNetV1, MobileNetV2
-from mobilecnn.inference import (
+from mobilecnn.deploy import (
     load_torchvision_state_dict,
     to_torchvision_state_dict,
     torchvision_key_map,

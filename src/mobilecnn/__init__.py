@@ -16,7 +16,7 @@ from .counting import (
     param_count,
     summary,
 )
-from .inference import (
+from .deploy import (
     FeatureExtractor,
     create_feature_extractor,
     export_onnx,

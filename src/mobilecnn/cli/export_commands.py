@@ -85,7 +85,7 @@ def run_export(args: argparse.Namespace) -> int:
     if not out.parent.exists():
         raise CLIError(f"the folder of --out {str(out)!r} does not exist; create it first")
 
-    from ..inference import export_onnx, export_torchscript
+    from ..deploy import export_onnx, export_torchscript
 
     if args.format == "onnx":
         try:

@@ -23,7 +23,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ..inference import cpu_has_fast_bfloat16
+from ..devices import cpu_has_fast_bfloat16
 from ..models import MobileNetBase, create_model
 from .checkpoints import (
     CheckpointError,

@@ -1,0 +1,151 @@
+"""Writing files so that nothing a user had is ever damaged.
+
+Every file the library produces (checkpoints, exports, caches, metrics, CSVs, plots) is written
+through :func:`atomic_path` or :func:`atomic_write`: the bytes go to a temporary file in the same
+folder, are flushed and fsync'ed, then renamed over the target with ``os.replace``. A crash, a
+kill or a full disk leaves either the old file or the new one, never a truncated one.
+Temporary files are named ``.<name>.tmp-<pid>-<token>``; :func:`clean_stale_temps` removes
+those whose process is gone. :func:`check_not_input` refuses to write an output onto one of the
+command's own inputs.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import re
+import secrets
+from collections.abc import Iterable, Iterator
+from pathlib import Path
+from typing import IO, Any
+
+__all__ = [
+    "atomic_path",
+    "atomic_write",
+    "check_not_input",
+    "clean_stale_temps",
+    "fsync_dir",
+    "temp_path_for",
+    "write_text_atomic",
+]
+
+PathLike = str | os.PathLike[str]
+_TEMP_PATTERN = re.compile(r"^\.(?P<name>.+)\.tmp-(?P<pid>\d+)-[0-9a-f]+$")
+
+
+def temp_path_for(path: PathLike) -> Path:
+    """A fresh temporary name beside ``path``: ``.<name>.tmp-<pid>-<token>``."""
+    target = Path(path)
+    return target.with_name(f".{target.name}.tmp-{os.getpid()}-{secrets.token_hex(4)}")
+
+
+def fsync_dir(folder: PathLike) -> None:
+    """Flush a folder's entries (the rename) to disk where the OS allows it."""
+    try:
+        descriptor = os.open(folder, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(descriptor)
+    except OSError:
+        pass  # some file systems cannot fsync a directory; the rename is still atomic
+    finally:
+        os.close(descriptor)
+
+
+def _fsync_file(path: Path) -> None:
+    with open(path, "rb+") as handle:
+        os.fsync(handle.fileno())
+
+
+@contextlib.contextmanager
+def atomic_path(path: PathLike) -> Iterator[Path]:
+    """Yield a temporary path beside ``path``; on success it is fsync'ed and renamed to ``path``.
+
+    For writers that want a file name (``torch.jit.save``, ONNX, matplotlib). On any exception
+    the temporary file is removed and ``path`` is left exactly as it was.
+    """
+    target = Path(path)
+    if target.is_dir():
+        raise IsADirectoryError(f"{str(target)!r} is a directory; give a file name")
+    temporary = temp_path_for(target)
+    try:
+        yield temporary
+        if not temporary.exists():
+            raise FileNotFoundError(f"the writer produced no file for {str(target)!r}")
+        _fsync_file(temporary)
+        os.replace(temporary, target)
+    finally:
+        with contextlib.suppress(FileNotFoundError):
+            temporary.unlink()
+    fsync_dir(target.parent)
+
+
+@contextlib.contextmanager
+def atomic_write(path: PathLike, mode: str = "wb", **open_kwargs: Any) -> Iterator[IO[Any]]:
+    """Open a temporary file beside ``path`` for writing; renamed over ``path`` on success."""
+    if "w" not in mode:
+        raise ValueError(f"atomic_write needs a write mode such as 'wb' or 'w', got {mode!r}")
+    with atomic_path(path) as temporary, open(temporary, mode, **open_kwargs) as handle:
+        yield handle
+        handle.flush()
+        os.fsync(handle.fileno())
+
+
+def write_text_atomic(path: PathLike, text: str) -> Path:
+    """Replace ``path`` with ``text`` (UTF-8) atomically; returns the path."""
+    with atomic_write(path, "w", encoding="utf-8") as handle:
+        handle.write(text)
+    return Path(path)
+
+
+def _process_alive(pid: int) -> bool:
+    if pid == os.getpid():
+        return True
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True  # it exists, owned by someone else
+    return True
+
+
+def clean_stale_temps(folder: PathLike) -> list[Path]:
+    """Remove the temporary files in ``folder`` left by processes that no longer run.
+
+    Returns the removed paths. Files of live processes, and anything not named like our
+    temporary files, are never touched; a folder that cannot be listed is left alone.
+    """
+    removed: list[Path] = []
+    try:
+        entries = list(Path(folder).iterdir())
+    except OSError:
+        return removed
+    for entry in entries:
+        match = _TEMP_PATTERN.match(entry.name)
+        if match is None or _process_alive(int(match["pid"])):
+            continue
+        with contextlib.suppress(OSError):
+            entry.unlink()
+            removed.append(entry)
+    return removed
+
+
+def _same_file(a: Path, b: Path) -> bool:
+    try:
+        return a.exists() and b.exists() and os.path.samefile(a, b)
+    except OSError:
+        return False
+
+
+def check_not_input(output: PathLike, inputs: Iterable[PathLike], *, what: str = "output") -> None:
+    """Raise ``ValueError`` if ``output`` is (or resolves to) one of ``inputs``."""
+    out = Path(output)
+    for source in inputs:
+        source_path = Path(source)
+        if _same_file(out, source_path) or out.resolve() == source_path.resolve():
+            raise ValueError(
+                f"the {what} {str(out)!r} is also an input of this command; writing it would "
+                "destroy the input: choose another file name"
+            )
