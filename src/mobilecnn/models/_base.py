@@ -106,7 +106,7 @@ class MobileNetBase(nn.Module):
             raise ValueError(f"num_classes must be a positive integer, got {num_classes!r}")
         old = self.classifier[-1]
         assert isinstance(old, nn.Linear)
-        new = nn.Linear(self.num_features, num_classes, device=old.weight.device,
+        new = nn.Linear(old.in_features, num_classes, device=old.weight.device,
                         dtype=old.weight.dtype)
         nn.init.normal_(new.weight, 0, 0.01)
         nn.init.zeros_(new.bias)
@@ -127,16 +127,3 @@ class MobileNetBase(nn.Module):
 
         unfreeze_backbone(self)
 
-
-def stage_feature_info(
-    blocks: list[tuple[str, int, int]], stem_stride: int
-) -> list[FeatureInfo]:
-    """Feature levels at the end of each resolution: ``blocks`` is ``(name, out_chs, stride)``."""
-    info: list[FeatureInfo] = []
-    reduction = stem_stride
-    for index, (name, channels, stride) in enumerate(blocks):
-        reduction *= stride
-        next_stride = blocks[index + 1][2] if index + 1 < len(blocks) else 2
-        if next_stride == 2:
-            info.append(FeatureInfo(num_chs=channels, reduction=reduction, module=name))
-    return info

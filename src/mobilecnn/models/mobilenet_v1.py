@@ -4,14 +4,9 @@ from __future__ import annotations
 
 from torch import nn
 
-from ..layers import (
-    ActivationFactory,
-    ConvNormAct,
-    DepthwiseSeparableConv,
-    NormFactory,
-    make_divisible,
-)
-from ._base import MobileNetBase, check_common_args, check_total_stride, stage_feature_info
+from ..layers import ActivationFactory, NormFactory
+from ._base import MobileNetBase, check_common_args
+from .builder import BlockSpec, build_stages
 
 __all__ = ["MOBILENET_V1_BLOCKS", "MobileNetV1"]
 
@@ -32,6 +27,11 @@ MOBILENET_V1_BLOCKS: tuple[tuple[int, int], ...] = (
     (1024, 2),
     (1024, 1),  # the paper's table prints "s2" here, but the map stays 7x7: stride 1
 )
+MOBILENET_V1_TABLE: tuple[BlockSpec, ...] = (
+    BlockSpec("conv", MOBILENET_V1_STEM_CHANNELS, stride=2),
+    *(BlockSpec("ds", channels, stride=stride) for channels, stride in MOBILENET_V1_BLOCKS),
+)
+"""The stem and the 13 blocks as :class:`~mobilecnn.models.builder.BlockSpec` rows."""
 
 
 class MobileNetV1(MobileNetBase):
@@ -66,36 +66,15 @@ class MobileNetV1(MobileNetBase):
     ) -> None:
         super().__init__()
         check_common_args(num_classes, width_mult, in_channels, dropout)
-        strides_removed = check_total_stride(total_stride)
         self.in_channels = in_channels
         self.num_classes = num_classes
         self.width_mult = width_mult
-
-        def width(channels: int) -> int:
-            return make_divisible(channels * width_mult, round_nearest)
-
-        stem_stride = 1 if strides_removed >= 1 else 2
-        channels = width(MOBILENET_V1_STEM_CHANNELS)
-        layers: list[nn.Module] = [
-            ConvNormAct(in_channels, channels, 3, stride=stem_stride, norm_layer=norm_layer,
-                        activation=activation)
-        ]
-        block_info: list[tuple[str, int, int]] = []
-        first_downsample = True
-        for out_channels, stride in MOBILENET_V1_BLOCKS:
-            if stride == 2 and first_downsample:
-                first_downsample = False
-                if strides_removed >= 2:
-                    stride = 1
-            out_channels = width(out_channels)
-            layers.append(
-                DepthwiseSeparableConv(channels, out_channels, 3, stride=stride,
-                                       norm_layer=norm_layer, activation=activation)
-            )
-            block_info.append((f"features.{len(layers) - 1}", out_channels, stride))
-            channels = out_channels
-        self.features = nn.Sequential(*layers)
-        self.num_features = channels
-        self.classifier = nn.Sequential(nn.Dropout(dropout), nn.Linear(channels, num_classes))
-        self.feature_info = stage_feature_info(block_info, stem_stride)
+        built = build_stages(MOBILENET_V1_TABLE, in_channels, width_mult=width_mult,
+                             round_nearest=round_nearest, total_stride=total_stride,
+                             norm_layer=norm_layer, activation=activation)
+        self.features = nn.Sequential(*built.layers)
+        self.num_features = built.out_channels
+        self.classifier = nn.Sequential(nn.Dropout(dropout),
+                                        nn.Linear(built.out_channels, num_classes))
+        self.feature_info = built.feature_info
         self._init_weights()

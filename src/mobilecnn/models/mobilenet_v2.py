@@ -6,8 +6,9 @@ from collections.abc import Sequence
 
 from torch import nn
 
-from ..layers import ActivationFactory, ConvNormAct, InvertedResidual, NormFactory, make_divisible
-from ._base import MobileNetBase, check_common_args, check_total_stride, stage_feature_info
+from ..layers import ActivationFactory, ConvNormAct, NormFactory, make_divisible
+from ._base import MobileNetBase, check_common_args
+from .builder import BlockSpec, build_stages
 
 __all__ = ["MOBILENET_V2_SETTING", "MobileNetV2"]
 
@@ -40,6 +41,16 @@ def _check_setting(setting: Sequence[Sequence[int]]) -> list[tuple[int, int, int
         t, c, n, s = row
         rows.append((t, c, n, s))
     return rows
+
+
+def mobilenet_v2_table(setting: Sequence[Sequence[int]] = MOBILENET_V2_SETTING
+                       ) -> tuple[BlockSpec, ...]:
+    """The stem and the rows ``[t, c, n, s]`` of ``setting`` as BlockSpec rows."""
+    return (
+        BlockSpec("conv", MOBILENET_V2_STEM_CHANNELS, stride=2),
+        *(BlockSpec("ir", c, stride=s, repeats=n, expand_ratio=t)
+          for t, c, n, s in _check_setting(setting)),
+    )
 
 
 class MobileNetV2(MobileNetBase):
@@ -77,47 +88,25 @@ class MobileNetV2(MobileNetBase):
     ) -> None:
         super().__init__()
         check_common_args(num_classes, width_mult, in_channels, dropout)
-        strides_removed = check_total_stride(total_stride)
-        setting = _check_setting(
+        table = mobilenet_v2_table(
             MOBILENET_V2_SETTING if inverted_residual_setting is None
             else inverted_residual_setting
         )
         self.in_channels = in_channels
         self.num_classes = num_classes
         self.width_mult = width_mult
-
-        stem_stride = 1 if strides_removed >= 1 else 2
-        channels = make_divisible(MOBILENET_V2_STEM_CHANNELS * width_mult, round_nearest)
-        layers: list[nn.Module] = [
-            ConvNormAct(in_channels, channels, 3, stride=stem_stride, norm_layer=norm_layer,
-                        activation=activation)
-        ]
-        block_info: list[tuple[str, int, int]] = []
-        first_downsample = True
-        for t, c, n, s in setting:
-            out_channels = make_divisible(c * width_mult, round_nearest)
-            for repeat in range(n):
-                stride = s if repeat == 0 else 1
-                if stride == 2 and first_downsample:
-                    first_downsample = False
-                    if strides_removed >= 2:
-                        stride = 1
-                layers.append(
-                    InvertedResidual(channels, out_channels, stride, expand_ratio=t,
-                                     norm_layer=norm_layer, activation=activation)
-                )
-                block_info.append((f"features.{len(layers) - 1}", out_channels, stride))
-                channels = out_channels
+        built = build_stages(table, in_channels, width_mult=width_mult,
+                             round_nearest=round_nearest, total_stride=total_stride,
+                             norm_layer=norm_layer, activation=activation)
         last_channels = make_divisible(
             MOBILENET_V2_LAST_CHANNELS * max(1.0, width_mult), round_nearest
         )
-        layers.append(
-            ConvNormAct(channels, last_channels, 1, norm_layer=norm_layer, activation=activation)
-        )
-        self.features = nn.Sequential(*layers)
+        head_conv = ConvNormAct(built.out_channels, last_channels, 1, norm_layer=norm_layer,
+                                activation=activation)
+        self.features = nn.Sequential(*built.layers, head_conv)
         self.num_features = last_channels
         self.classifier = nn.Sequential(
             nn.Dropout(dropout), nn.Linear(last_channels, num_classes)
         )
-        self.feature_info = stage_feature_info(block_info, stem_stride)
+        self.feature_info = built.feature_info
         self._init_weights()

@@ -1,0 +1,195 @@
+"""Architecture as data: one builder turns a table of :class:`BlockSpec` rows into layers.
+
+Every model of the zoo is a table (stem included) plus a head. :func:`build_stages` builds the
+blocks, removes the first stride-2 steps to reach ``total_stride`` and records
+``feature_info``, the same way for MobileNetV1, V2, V3 and V4.
+
+>>> from torch import nn
+>>> table = [BlockSpec("conv", 16, stride=2), BlockSpec("ir", 24, stride=2, expand_ratio=6),
+...          BlockSpec("ir", 32, stride=2, expand_ratio=6, repeats=2, se_ratio=0.25)]
+>>> built = build_stages(table, in_channels=3, total_stride=16)
+>>> [type(layer).__name__ for layer in built.layers]
+['ConvNormAct', 'InvertedResidual', 'InvertedResidual', 'InvertedResidual']
+>>> [(level["num_chs"], level["reduction"]) for level in built.feature_info]
+[(24, 2), (32, 4)]
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Literal, get_args
+
+from torch import nn
+
+from ..layers import (
+    ActivationFactory,
+    ConvNormAct,
+    DepthwiseSeparableConv,
+    FusedInvertedResidual,
+    InvertedResidual,
+    NormFactory,
+    UniversalInvertedResidual,
+    check_kernel_size,
+    check_se_ratio,
+    make_divisible,
+)
+from ._base import FeatureInfo, check_total_stride
+
+__all__ = ["BlockKind", "BlockSpec", "BuiltStages", "build_stages"]
+
+BlockKind = Literal["conv", "ds", "ir", "uib", "fused_ir"]
+"""The block of a table row: ``conv`` ConvNormAct, ``ds`` DepthwiseSeparableConv, ``ir``
+InvertedResidual, ``uib`` UniversalInvertedResidual, ``fused_ir`` FusedInvertedResidual."""
+
+BLOCK_KINDS: tuple[str, ...] = get_args(BlockKind)
+
+
+@dataclass(frozen=True)
+class BlockSpec:
+    """One row of an architecture table: ``repeats`` blocks of one kind.
+
+    Only the first repeat has ``stride``; the others have stride 1. Channel counts are those of
+    width 1.0 (the builder scales them). ``activation=None`` means the model's activation.
+
+    ``kernel_size`` is the depthwise kernel (``ds``, ``ir``), the conv kernel (``conv``,
+    ``fused_ir``) or the middle depthwise kernel of a ``uib`` (0 = none); ``start_kernel_size``
+    is the leading depthwise kernel of a ``uib`` (0 = none). ``hidden_channels`` gives an
+    ``ir`` block's expanded width directly (MobileNetV3); otherwise ``expand_ratio`` sets it.
+    ``se_ratio`` adds squeeze-and-excitation to an ``ir`` block.
+    """
+
+    kind: BlockKind
+    out_channels: int
+    stride: int = 1
+    repeats: int = 1
+    kernel_size: int = 3
+    expand_ratio: float = 1.0
+    hidden_channels: int | None = None
+    se_ratio: float | None = None
+    activation: ActivationFactory | None = None
+    start_kernel_size: int = 0
+
+    def __post_init__(self) -> None:
+        if self.kind not in BLOCK_KINDS:
+            raise ValueError(f"unknown block kind {self.kind!r}; choose one of: "
+                             f"{', '.join(BLOCK_KINDS)}")
+        for name in ("out_channels", "repeats"):
+            value = getattr(self, name)
+            if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+                raise ValueError(f"{name} must be a positive integer, got {value!r}")
+        if self.stride not in (1, 2):
+            raise ValueError(f"stride must be 1 or 2, got {self.stride!r}")
+        check_kernel_size(self.kernel_size, allow_zero=self.kind == "uib")
+        check_kernel_size(self.start_kernel_size, "start_kernel_size", allow_zero=True)
+        check_se_ratio(self.se_ratio)
+        if self.se_ratio is not None and self.kind != "ir":
+            raise ValueError(f"se_ratio is only used by 'ir' blocks, got it on a {self.kind!r}")
+        if self.kind != "uib" and self.start_kernel_size:
+            raise ValueError(f"start_kernel_size is only used by 'uib' blocks, got it on a "
+                             f"{self.kind!r}")
+
+
+@dataclass
+class BuiltStages:
+    """What :func:`build_stages` returns."""
+
+    layers: list[nn.Module]
+    """One module per block, in order (repeats expanded)."""
+    feature_info: list[FeatureInfo]
+    """The last block of each resolution (named ``<prefix>.<index>``)."""
+    out_channels: int
+    """Channels of the last block's output."""
+
+
+def _make_block(spec: BlockSpec, in_channels: int, out_channels: int, stride: int,
+                hidden_channels: int | None, norm_layer: NormFactory | None,
+                activation: ActivationFactory | None) -> nn.Module:
+    if spec.kind == "conv":
+        return ConvNormAct(in_channels, out_channels, spec.kernel_size, stride=stride,
+                           norm_layer=norm_layer, activation=activation)
+    if spec.kind == "ds":
+        return DepthwiseSeparableConv(in_channels, out_channels, spec.kernel_size, stride=stride,
+                                      norm_layer=norm_layer, activation=activation)
+    if spec.kind == "ir":
+        return InvertedResidual(in_channels, out_channels, stride, spec.expand_ratio,
+                                kernel_size=spec.kernel_size, norm_layer=norm_layer,
+                                activation=activation, se_ratio=spec.se_ratio,
+                                hidden_channels=hidden_channels)
+    if spec.kind == "uib":
+        return UniversalInvertedResidual(in_channels, out_channels, stride, spec.expand_ratio,
+                                         start_kernel_size=spec.start_kernel_size,
+                                         middle_kernel_size=spec.kernel_size,
+                                         norm_layer=norm_layer, activation=activation)
+    return FusedInvertedResidual(in_channels, out_channels, stride, spec.expand_ratio,
+                                 kernel_size=spec.kernel_size, norm_layer=norm_layer,
+                                 activation=activation)
+
+
+def build_stages(
+    specs: Sequence[BlockSpec],
+    in_channels: int,
+    *,
+    width_mult: float = 1.0,
+    round_nearest: int = 8,
+    round_channels: Callable[[float], int] | None = None,
+    total_stride: int = 32,
+    norm_layer: NormFactory | None = nn.BatchNorm2d,
+    activation: ActivationFactory | None = nn.ReLU,
+    first_index: int = 0,
+    prefix: str = "features",
+) -> BuiltStages:
+    """Build the blocks of ``specs`` (stem included) from ``in_channels`` input channels.
+
+    * Widths: ``round_channels(c)``, by default ``make_divisible(c * width_mult,
+      round_nearest)``, for ``out_channels`` and ``hidden_channels``.
+    * ``total_stride`` (32, 16 or 8): the first one (two) stride-2 blocks get stride 1, so a
+      64x64 (32x32) input ends at 4x4 instead of 2x2 (1x1). Only strides change; every weight
+      stays the same (see ``docs/concepts.md``).
+    * ``feature_info``: a level after the last block of each resolution, named
+      ``f"{prefix}.{first_index + i}"`` for block ``i``.
+    """
+    if not isinstance(in_channels, int) or in_channels < 1:
+        raise ValueError(f"in_channels must be a positive integer, got {in_channels!r}")
+    if len(specs) == 0:
+        raise ValueError("an architecture table needs at least one BlockSpec")
+    for spec in specs:
+        if not isinstance(spec, BlockSpec):
+            raise ValueError(f"architecture tables hold BlockSpec rows, got {spec!r}")
+    strides_to_remove = check_total_stride(total_stride)
+    if round_channels is None:
+        def round_channels(channels: float) -> int:
+            return make_divisible(channels * width_mult, round_nearest)
+
+    layers: list[nn.Module] = []
+    shapes: list[tuple[int, int]] = []  # (out_channels, stride) per block
+    channels = in_channels
+    for spec in specs:
+        out_channels = round_channels(spec.out_channels)
+        hidden = None if spec.hidden_channels is None else round_channels(spec.hidden_channels)
+        for repeat in range(spec.repeats):
+            stride = spec.stride if repeat == 0 else 1
+            if stride == 2 and strides_to_remove > 0:
+                strides_to_remove -= 1
+                stride = 1
+            block_activation = spec.activation if spec.activation is not None else activation
+            layers.append(_make_block(spec, channels, out_channels, stride, hidden, norm_layer,
+                                      block_activation))
+            shapes.append((out_channels, stride))
+            channels = out_channels
+    return BuiltStages(layers, stage_feature_info(shapes, first_index, prefix), channels)
+
+
+def stage_feature_info(shapes: Sequence[tuple[int, int]], first_index: int = 0,
+                       prefix: str = "features") -> list[FeatureInfo]:
+    """Feature levels at the end of each resolution; ``shapes`` is ``(out_channels, stride)``
+    per block. A block is a level when the next one downsamples, and the last block is one."""
+    info: list[FeatureInfo] = []
+    reduction = 1
+    for index, (channels, stride) in enumerate(shapes):
+        reduction *= stride
+        next_stride = shapes[index + 1][1] if index + 1 < len(shapes) else 2
+        if next_stride == 2:
+            info.append(FeatureInfo(num_chs=channels, reduction=reduction,
+                                    module=f"{prefix}.{first_index + index}"))
+    return info
