@@ -11,7 +11,7 @@ blocks, removes the first stride-2 steps to reach ``total_stride`` and records
 >>> [type(layer).__name__ for layer in built.layers]
 ['ConvNormAct', 'InvertedResidual', 'InvertedResidual', 'InvertedResidual']
 >>> [(level["num_chs"], level["reduction"]) for level in built.feature_info]
-[(24, 2), (32, 4)]
+[(16, 1), (24, 2), (32, 4)]
 """
 
 from __future__ import annotations
