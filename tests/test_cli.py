@@ -83,7 +83,10 @@ def test_console_entry_points_run() -> None:
         capture_output=True, text=True, check=False,
     )
     assert bad.returncode == 2
+    from mobilecnn import MODELS
+
+    choices = ", ".join(repr(name) for name in sorted(MODELS))
     assert bad.stderr.strip().splitlines() == [
-        "mobilecnn summary: error: argument MODEL: invalid choice: 'nope' (choose from "
-        "'mobilenet_v1', 'mobilenet_v2') (see 'mobilecnn summary --help')"
+        f"mobilecnn summary: error: argument MODEL: invalid choice: 'nope' (choose from "
+        f"{choices}) (see 'mobilecnn summary --help')"
     ]

@@ -1,4 +1,4 @@
-"""mobilecnn: exact MobileNetV1/V2 building blocks, counting utilities and TinyImageNet tooling.
+"""mobilecnn: exact MobileNetV1-V4 building blocks, counting utilities and TinyImageNet tooling.
 
 >>> from mobilecnn import MobileNetV2, param_count
 >>> param_count(MobileNetV2())
@@ -23,30 +23,58 @@ from .deploy import (
     export_torchscript,
     fold_batchnorm,
     freeze_backbone,
+    load_timm_state_dict,
     load_torchvision_state_dict,
     optimize_for_inference,
+    to_timm_state_dict,
     to_torchvision_state_dict,
     unfreeze_backbone,
 )
-from .layers import ConvNormAct, DepthwiseSeparableConv, InvertedResidual, make_divisible
-from .models import MODELS, FeatureInfo, MobileNetBase, MobileNetV1, MobileNetV2, create_model
+from .layers import (
+    ConvNormAct,
+    DepthwiseSeparableConv,
+    FusedInvertedResidual,
+    InvertedResidual,
+    SqueezeExcite,
+    UniversalInvertedResidual,
+    make_divisible,
+)
+from .models import (
+    MODELS,
+    BlockSpec,
+    FeatureInfo,
+    MobileNetBase,
+    MobileNetV1,
+    MobileNetV2,
+    MobileNetV3,
+    MobileNetV4,
+    build_stages,
+    create_model,
+)
 
 __version__ = "0.1.0"
 
 __all__ = [
     "MODELS",
+    "BlockSpec",
     "ConvComparison",
     "ConvNormAct",
     "DepthwiseSeparableConv",
     "FeatureExtractor",
     "FeatureInfo",
+    "FusedInvertedResidual",
     "InvertedResidual",
     "LayerStats",
     "MobileNetBase",
     "MobileNetV1",
     "MobileNetV2",
+    "MobileNetV3",
+    "MobileNetV4",
     "ModelSummary",
+    "SqueezeExcite",
+    "UniversalInvertedResidual",
     "__version__",
+    "build_stages",
     "conv_comparison",
     "create_feature_extractor",
     "create_model",
@@ -54,12 +82,14 @@ __all__ = [
     "export_torchscript",
     "fold_batchnorm",
     "freeze_backbone",
+    "load_timm_state_dict",
     "load_torchvision_state_dict",
     "mac_count",
     "make_divisible",
     "optimize_for_inference",
     "param_count",
     "summary",
+    "to_timm_state_dict",
     "to_torchvision_state_dict",
     "unfreeze_backbone",
 ]

@@ -6,6 +6,8 @@ One job per module:
   (BatchNorm folded, channels_last, optional bfloat16; the original is untouched);
 * :mod:`~mobilecnn.deploy.torchvision_weights` - :func:`load_torchvision_state_dict` /
   :func:`to_torchvision_state_dict`, explicit key rules between torchvision and mobilecnn;
+* :mod:`~mobilecnn.deploy.timm_weights` - :func:`load_timm_state_dict` /
+  :func:`to_timm_state_dict` for MobileNetV4;
 * :mod:`~mobilecnn.deploy.export` - :func:`export_onnx` / :func:`export_torchscript`.
 
 Feature extraction and freezing (:class:`FeatureExtractor`, :func:`freeze_backbone`) live in
@@ -24,6 +26,7 @@ from ..models.features import (
 )
 from .export import export_onnx, export_torchscript
 from .fold import fold_batchnorm, optimize_for_inference
+from .timm_weights import load_timm_state_dict, timm_key_map, to_timm_state_dict
 from .torchvision_weights import (
     load_torchvision_state_dict,
     to_torchvision_state_dict,
@@ -39,8 +42,11 @@ __all__ = [
     "export_torchscript",
     "fold_batchnorm",
     "freeze_backbone",
+    "load_timm_state_dict",
     "load_torchvision_state_dict",
     "optimize_for_inference",
+    "timm_key_map",
+    "to_timm_state_dict",
     "to_torchvision_state_dict",
     "torchvision_key_map",
     "unfreeze_backbone",

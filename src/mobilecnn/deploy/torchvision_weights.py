@@ -1,20 +1,27 @@
-"""Weights between ``torchvision.models`` and mobilecnn models, by explicit key rules."""
+"""Weights between ``torchvision.models`` and mobilecnn models, by explicit key rules.
+
+torchvision has ``mobilenet_v2``, ``mobilenet_v3_large`` and ``mobilenet_v3_small``; the
+functions dispatch on the model's type. The loading machinery (reading a file, checking every
+tensor before copying, naming a state_dict of the wrong model) is shared with
+:mod:`~mobilecnn.deploy.timm_weights`.
+"""
 
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 
 import torch
 from torch import nn
 
 from ..layers import ConvNormAct, InvertedResidual
-from ..models import MobileNetV2
+from ..models import MobileNetBase, MobileNetV2, MobileNetV3
 
 __all__ = ["load_torchvision_state_dict", "to_torchvision_state_dict", "torchvision_key_map"]
 
 StateDict = Mapping[str, torch.Tensor]
+TorchvisionModel = MobileNetV2 | MobileNetV3
 
 
 def _conv_norm_keys(ours: str, theirs: str, unit: nn.Module) -> dict[str, str]:
@@ -41,21 +48,64 @@ def _project_keys(ours: str, theirs: str, position: int, unit: nn.Module) -> dic
     return mapping
 
 
-def torchvision_key_map(model: MobileNetV2) -> dict[str, str]:
+def _v2_block_keys(prefix: str, block: InvertedResidual) -> dict[str, str]:
+    mapping: dict[str, str] = {}
+    stages = [block.expand] if isinstance(block.expand, ConvNormAct) else []
+    stages.append(block.depthwise)
+    names = ["expand"] if len(stages) == 2 else []
+    names.append("depthwise")
+    for position, (name, stage) in enumerate(zip(names, stages, strict=True)):
+        mapping.update(_conv_norm_keys(f"{prefix}.{name}", f"{prefix}.conv.{position}", stage))
+    mapping.update(_project_keys(f"{prefix}.project", prefix, len(stages), block.project))
+    return mapping
+
+
+def _v3_block_keys(prefix: str, block: InvertedResidual) -> dict[str, str]:
+    """torchvision's V3 block is one ``block`` Sequential: [expand], depthwise, [se], project."""
+    mapping: dict[str, str] = {}
+    position = 0
+    for name in ("expand", "depthwise", "se", "project"):
+        unit = getattr(block, name)
+        if isinstance(unit, ConvNormAct):
+            mapping.update(_conv_norm_keys(f"{prefix}.{name}", f"{prefix}.block.{position}",
+                                           unit))
+        elif unit is not None and name == "se":
+            for key in unit.state_dict():
+                mapping[f"{prefix}.se.{key}"] = f"{prefix}.block.{position}.{key}"
+        else:
+            continue
+        position += 1
+    return mapping
+
+
+def torchvision_key_map(model: TorchvisionModel) -> dict[str, str]:
     """``{mobilecnn key: torchvision key}`` for every tensor of ``model.state_dict()``, in order.
 
-    The rules (torchvision ``mobilenet_v2`` on the right)::
+    The rules for ``mobilenet_v2`` (torchvision on the right)::
 
         features.0.conv / .bn                 features.0.0 / .1        (stem, and features.18)
         features.i.expand.conv / .bn          features.i.conv.0.0 / .0.1
         features.i.depthwise.conv / .bn       features.i.conv.1.0 / .1.1   (conv.0.* when t == 1)
         features.i.project.conv / .bn         features.i.conv.2 / .3       (conv.1 / .2 when t == 1)
         classifier.1                          classifier.1
+
+    and for ``mobilenet_v3_large`` / ``_small``, where each block is one ``block`` Sequential
+    of the parts it has (``expand``, ``depthwise``, ``se``, ``project``, in that order)::
+
+        features.i.<part>.conv / .bn          features.i.block.<position>.0 / .1
+        features.i.se.fc1 / .fc2              features.i.block.<position>.fc1 / .fc2
+        classifier.0 / classifier.3           classifier.0 / classifier.3
     """
-    if not isinstance(model, MobileNetV2):
+    if isinstance(model, MobileNetV3):
+        block_keys = _v3_block_keys
+    elif isinstance(model, MobileNetV2):
+        block_keys = _v2_block_keys
+    else:
+        hint = (" (for MobileNetV4 use load_timm_state_dict / timm_key_map)"
+                if type(model).__name__ == "MobileNetV4" else "")
         raise TypeError(
-            "torchvision weights exist only for MobileNetV2 (torchvision has no MobileNetV1); "
-            f"got {type(model).__name__}"
+            "torchvision weights exist only for MobileNetV2 and MobileNetV3 (torchvision has no "
+            f"MobileNetV1 or V4){hint}; got {type(model).__name__}"
         )
     mapping: dict[str, str] = {}
     for index, block in enumerate(model.features):
@@ -63,20 +113,21 @@ def torchvision_key_map(model: MobileNetV2) -> dict[str, str]:
         if isinstance(block, ConvNormAct):
             mapping.update(_conv_norm_keys(prefix, prefix, block))
         elif isinstance(block, InvertedResidual):
-            stages = [block.expand] if isinstance(block.expand, ConvNormAct) else []
-            stages.append(block.depthwise)
-            names = ["expand"] if len(stages) == 2 else []
-            names.append("depthwise")
-            for position, (name, stage) in enumerate(zip(names, stages, strict=True)):
-                mapping.update(
-                    _conv_norm_keys(f"{prefix}.{name}", f"{prefix}.conv.{position}", stage)
-                )
-            mapping.update(_project_keys(f"{prefix}.project", prefix, len(stages), block.project))
+            mapping.update(block_keys(prefix, block))
         else:
             raise ValueError(f"{prefix} is a {type(block).__name__}, which torchvision lacks")
     for name in model.classifier.state_dict():
         mapping[f"classifier.{name}"] = f"classifier.{name}"
     return mapping
+
+
+def model_name(model: nn.Module) -> str:
+    """The :data:`~mobilecnn.MODELS` name of ``model`` (e.g. ``"mobilenet_v3_small"``)."""
+    variant = getattr(model, "variant", None)
+    base = {"MobileNetV1": "mobilenet_v1", "MobileNetV2": "mobilenet_v2",
+            "MobileNetV3": "mobilenet_v3", "MobileNetV4": "mobilenet_v4"}.get(
+        type(model).__name__, type(model).__name__)
+    return f"{base}_{variant}" if variant else base
 
 
 def _read_state_dict(source: StateDict | str | os.PathLike[str]) -> dict[str, torch.Tensor]:
@@ -112,27 +163,42 @@ def _read_state_dict(source: StateDict | str | os.PathLike[str]) -> dict[str, to
     return state
 
 
-def load_torchvision_state_dict(
-    model: MobileNetV2,
+def _guess_architecture(
+    source_keys: set[str], candidates: Mapping[str, Callable[[], dict[str, str]]]
+) -> str | None:
+    """The name of the candidate whose key map has exactly ``source_keys`` (counters aside)."""
+    wanted = {key for key in source_keys if not key.endswith("num_batches_tracked")}
+    for name, key_map in candidates.items():
+        keys = {k for k in key_map().values() if not k.endswith("num_batches_tracked")}
+        if keys == wanted:
+            return name
+    return None
+
+
+def load_with_key_map(
+    model: MobileNetBase,
+    mapping: dict[str, str],
     state_dict: StateDict | str | os.PathLike[str],
     *,
-    include_classifier: bool = True,
-) -> MobileNetV2:
-    """Load torchvision ``mobilenet_v2`` weights (a state_dict or a ``.pth`` path) into ``model``.
+    include_classifier: bool,
+    library: str,
+    candidates: Mapping[str, Callable[[], dict[str, str]]],
+) -> None:
+    """Check every tensor of ``state_dict`` against ``mapping`` ``{ours: theirs}``, then copy.
 
-    Every tensor is checked before anything is copied, so a failed load leaves ``model``
-    unchanged. A different width, number of classes or block table raises ``ValueError``
-    naming the first mismatched tensor with both shapes, or the missing/unexpected keys.
-    ``include_classifier=False`` loads only the backbone (for fine-tuning on other classes).
-    ``num_batches_tracked`` counters are optional (old checkpoints lack them). Returns ``model``.
+    ``include_classifier=False`` leaves out the last linear layer. Raises a one-line ValueError
+    for missing/unexpected keys (naming the architecture the keys belong to, when one of
+    ``candidates`` matches) or for the first shape mismatch; ``model`` is unchanged then.
     """
-    mapping = torchvision_key_map(model)
     source = _read_state_dict(state_dict)
+    name = model_name(model)
     if not include_classifier:
-        mapping = {ours: theirs for ours, theirs in mapping.items()
-                   if not ours.startswith("classifier.")}
-        source = {key: value for key, value in source.items()
-                  if not key.startswith("classifier.")}
+        last = model.classifier[-1]
+        ours_last = {f"classifier.{len(model.classifier) - 1}.{key}"
+                     for key in last.state_dict()}
+        theirs_last = {mapping[key] for key in ours_last}
+        mapping = {ours: theirs for ours, theirs in mapping.items() if ours not in ours_last}
+        source = {key: value for key, value in source.items() if key not in theirs_last}
     target = model.state_dict()
     missing = [theirs for ours, theirs in mapping.items()
                if theirs not in source and not ours.endswith("num_batches_tracked")]
@@ -143,9 +209,14 @@ def load_torchvision_state_dict(
             parts.append(f"{len(missing)} missing (first: {', '.join(missing[:3])})")
         if unexpected:
             parts.append(f"{len(unexpected)} unexpected (first: {', '.join(unexpected[:3])})")
+        guess = _guess_architecture(set(source), candidates) if include_classifier else None
+        hint = ""
+        if guess is not None and guess != name:
+            hint = (f"; its keys are those of {library} weights for {guess}: build "
+                    f"create_model({guess!r}) for them, or load {name} weights")
         raise ValueError(
-            "the state_dict is not a torchvision mobilenet_v2 with this model's block table: "
-            + "; ".join(parts)
+            f"the state_dict is not a {library} {name} with this model's block table: "
+            + "; ".join(parts) + hint
         )
     converted: dict[str, torch.Tensor] = {}
     for ours, theirs in mapping.items():
@@ -155,18 +226,55 @@ def load_torchvision_state_dict(
         found = source[theirs].shape
         if expected != found:
             raise ValueError(
-                f"shape mismatch at torchvision tensor {theirs!r} (mobilecnn {ours!r}): "
+                f"shape mismatch at {library} tensor {theirs!r} (mobilecnn {ours!r}): "
                 f"state_dict has {tuple(found)}, model expects {tuple(expected)}; check that "
-                f"width_mult (model: {model.width_mult}) and num_classes (model: "
-                f"{model.num_classes}) match the weights, or pass include_classifier=False"
+                f"width_mult (model: {getattr(model, 'width_mult', '?')}) and num_classes "
+                f"(model: {model.num_classes}) match the weights, or pass "
+                "include_classifier=False"
             )
         converted[ours] = source[theirs]
     model.load_state_dict(converted, strict=False)
+
+
+def _torchvision_candidates() -> dict[str, Callable[[], dict[str, str]]]:
+    def key_map(name: str) -> Callable[[], dict[str, str]]:
+        def build() -> dict[str, str]:
+            from ..models import create_model
+
+            with torch.device("meta"):
+                return torchvision_key_map(create_model(name))  # type: ignore[arg-type]
+        return build
+
+    names = ("mobilenet_v2", "mobilenet_v3_large", "mobilenet_v3_small")
+    return {name: key_map(name) for name in names}
+
+
+def load_torchvision_state_dict(
+    model: TorchvisionModel,
+    state_dict: StateDict | str | os.PathLike[str],
+    *,
+    include_classifier: bool = True,
+) -> TorchvisionModel:
+    """Load torchvision ``mobilenet_v2`` / ``mobilenet_v3_large`` / ``mobilenet_v3_small``
+    weights (a state_dict or a ``.pth`` path) into a :class:`~mobilecnn.MobileNetV2` or
+    :class:`~mobilecnn.MobileNetV3` of the same variant.
+
+    Every tensor is checked before anything is copied, so a failed load leaves ``model``
+    unchanged. A different width, number of classes or block table raises ``ValueError``
+    naming the first mismatched tensor with both shapes, or the missing/unexpected keys (and
+    which torchvision model the keys belong to, e.g. a V3-Small state_dict for a V3-Large).
+    ``include_classifier=False`` loads all but the last linear layer (for fine-tuning on other
+    classes). ``num_batches_tracked`` counters are optional (old checkpoints lack them).
+    Returns ``model``.
+    """
+    mapping = torchvision_key_map(model)
+    load_with_key_map(model, mapping, state_dict, include_classifier=include_classifier,
+                      library="torchvision", candidates=_torchvision_candidates())
     return model
 
 
-def to_torchvision_state_dict(model: MobileNetV2) -> dict[str, torch.Tensor]:
-    """``model``'s weights under torchvision ``mobilenet_v2`` key names (tensors are detached)."""
+def to_torchvision_state_dict(model: TorchvisionModel) -> dict[str, torch.Tensor]:
+    """``model``'s weights under torchvision key names (tensors are detached copies)."""
     mapping = torchvision_key_map(model)
     state = model.state_dict()
     return {mapping[key]: value.detach().clone() for key, value in state.items()}

@@ -1,0 +1,128 @@
+"""Weights between timm's ``mobilenetv4_conv_*`` models and :class:`~mobilecnn.MobileNetV4`.
+
+timm is not a dependency: these functions only rename tensors. timm groups blocks into stages
+(``blocks.<stage>.<index>``, a new stage at every stride-2 block of the table); mobilecnn keeps
+them flat in ``features`` (``features.<i>``), so the map is computed from the variant's table.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+
+import torch
+from torch import nn
+
+from ..layers import ConvNormAct, FusedInvertedResidual, UniversalInvertedResidual
+from ..models import MobileNetV4
+from ..models.mobilenet_v4 import MOBILENET_V4_TABLES
+from .torchvision_weights import StateDict, load_with_key_map
+
+__all__ = ["load_timm_state_dict", "timm_key_map", "to_timm_state_dict"]
+
+# mobilecnn child -> timm child, per block type
+_UIB_PARTS = {"start_depthwise": "dw_start", "expand": "pw_exp", "middle_depthwise": "dw_mid",
+              "project": "pw_proj"}
+_FUSED_PARTS = {"expand.conv": "conv_exp", "expand.bn": "bn1", "project.conv": "conv_pwl",
+                "project.bn": "bn2"}
+
+
+def _timm_block_prefixes(variant: str) -> list[str]:
+    """timm's ``blocks.<stage>.<index>`` for ``features[1:]`` (the last 1x1 conv included)."""
+    prefixes: list[str] = []
+    stage, index = -1, 0
+    for spec in MOBILENET_V4_TABLES[variant][1:]:  # the stem is conv_stem / bn1
+        for repeat in range(spec.repeats):
+            if repeat == 0 and spec.stride == 2:  # the table's stride, before total_stride
+                stage, index = stage + 1, 0
+            prefixes.append(f"blocks.{stage}.{index}")
+            index += 1
+    prefixes.append(f"blocks.{stage + 1}.0")
+    return prefixes
+
+
+def _unit_keys(ours: str, theirs: str, unit: nn.Module, parts: dict[str, str]) -> dict[str, str]:
+    """Rename ``<ours>.<part>.<tensor>`` to ``<theirs>.<parts[part]>.<tensor>``."""
+    mapping: dict[str, str] = {}
+    for key in unit.state_dict():
+        for part, timm_part in parts.items():
+            if key.startswith(part + "."):
+                mapping[f"{ours}.{key}"] = f"{theirs}.{timm_part}.{key[len(part) + 1:]}"
+                break
+        else:
+            raise ValueError(f"{ours}.{key} has no timm counterpart")
+    return mapping
+
+
+def timm_key_map(model: MobileNetV4) -> dict[str, str]:
+    """``{mobilecnn key: timm key}`` for every tensor of ``model.state_dict()``, in order.
+
+    The rules (timm ``mobilenetv4_conv_*`` on the right)::
+
+        features.0.conv / .bn                    conv_stem / bn1
+        features.i.conv / .bn  (ConvNormAct)     blocks.s.j.conv / .bn1
+        features.i.expand / .project  (fused)    blocks.s.j.conv_exp, .bn1 / .conv_pwl, .bn2
+        features.i.start_depthwise (UIB)         blocks.s.j.dw_start      (.conv / .bn)
+        features.i.expand / .middle_depthwise    blocks.s.j.pw_exp / .dw_mid
+        features.i.project                       blocks.s.j.pw_proj
+        head.conv / head.bn                      conv_head / norm_head
+        classifier.1                             classifier
+    """
+    if not isinstance(model, MobileNetV4):
+        raise TypeError(f"timm weights are mapped only for MobileNetV4 (use "
+                        f"load_torchvision_state_dict for V2/V3); got {type(model).__name__}")
+    prefixes = _timm_block_prefixes(model.variant)
+    mapping: dict[str, str] = {}
+    for index, block in enumerate(model.features):
+        ours = f"features.{index}"
+        if index == 0:
+            mapping.update(_unit_keys(ours, "", block, {"conv": "conv_stem", "bn": "bn1"}))
+            continue
+        theirs = prefixes[index - 1]
+        if isinstance(block, ConvNormAct):
+            mapping.update(_unit_keys(ours, theirs, block, {"conv": "conv", "bn": "bn1"}))
+        elif isinstance(block, UniversalInvertedResidual):
+            mapping.update(_unit_keys(ours, theirs, block, _UIB_PARTS))
+        elif isinstance(block, FusedInvertedResidual):
+            mapping.update(_unit_keys(ours, theirs, block, _FUSED_PARTS))
+        else:
+            raise ValueError(f"{ours} is a {type(block).__name__}, which timm's MobileNetV4 lacks")
+    mapping.update(_unit_keys("head", "", model.head, {"conv": "conv_head", "bn": "norm_head"}))
+    mapping.update(_unit_keys("classifier", "", model.classifier, {"1": "classifier"}))
+    return {ours: theirs.lstrip(".") for ours, theirs in mapping.items()}
+
+
+def _timm_candidates() -> dict[str, Callable[[], dict[str, str]]]:
+    def key_map(variant: str) -> Callable[[], dict[str, str]]:
+        def build() -> dict[str, str]:
+            with torch.device("meta"):
+                return timm_key_map(MobileNetV4(variant))
+        return build
+
+    return {f"mobilenet_v4_{variant}": key_map(variant) for variant in MOBILENET_V4_TABLES}
+
+
+def load_timm_state_dict(
+    model: MobileNetV4,
+    state_dict: StateDict | str | os.PathLike[str],
+    *,
+    include_classifier: bool = True,
+) -> MobileNetV4:
+    """Load timm ``mobilenetv4_conv_small`` / ``_medium`` / ``_large`` weights (a state_dict or
+    a ``.pth`` path) into a :class:`~mobilecnn.MobileNetV4` of the same variant.
+
+    As :func:`~mobilecnn.deploy.load_torchvision_state_dict`: every tensor is checked first (a
+    failed load changes nothing), mismatches raise a one-line ``ValueError`` (a state_dict of
+    another variant is named as such), ``include_classifier=False`` skips the last linear layer.
+    Returns ``model``.
+    """
+    mapping = timm_key_map(model)
+    load_with_key_map(model, mapping, state_dict, include_classifier=include_classifier,
+                      library="timm", candidates=_timm_candidates())
+    return model
+
+
+def to_timm_state_dict(model: MobileNetV4) -> dict[str, torch.Tensor]:
+    """``model``'s weights under timm key names (tensors are detached copies)."""
+    mapping = timm_key_map(model)
+    return {mapping[key]: value.detach().clone() for key, value in model.state_dict().items()}

@@ -1,0 +1,148 @@
+"""MobileNetV4, the convolutional variants (Qin et al. 2024, "MobileNetV4: Universal Models for
+the Mobile Ecosystem", the architecture tables of the appendix), exactly as timm builds them."""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from ..layers import ActivationFactory, ConvNormAct, NormFactory, make_divisible
+from ._base import MobileNetBase, check_common_args
+from .builder import BlockSpec, build_stages
+from .mobilenet_v3 import check_variant
+
+__all__ = ["MOBILENET_V4_TABLES", "MobileNetV4"]
+
+
+def _uib(out: int, start: int, middle: int, expand: float, stride: int = 1,
+         repeats: int = 1) -> BlockSpec:
+    """A UIB row: start and middle depthwise kernels (0 = none), expansion, stride."""
+    return BlockSpec("uib", out, stride=stride, repeats=repeats, start_kernel_size=start,
+                     kernel_size=middle, expand_ratio=expand)
+
+
+MOBILENET_V4_TABLES: dict[str, tuple[BlockSpec, ...]] = {
+    "conv_small": (
+        BlockSpec("conv", 32, stride=2),  # stem
+        BlockSpec("conv", 32, stride=2),
+        BlockSpec("conv", 32, kernel_size=1),
+        BlockSpec("conv", 96, stride=2),
+        BlockSpec("conv", 64, kernel_size=1),
+        _uib(96, 5, 5, 3, stride=2),  # ExtraDW
+        _uib(96, 0, 3, 2, repeats=4),  # IB
+        _uib(96, 3, 0, 4),  # ConvNext-like
+        _uib(128, 3, 3, 6, stride=2),
+        _uib(128, 5, 5, 4),
+        _uib(128, 0, 5, 4),
+        _uib(128, 0, 5, 3),
+        _uib(128, 0, 3, 4, repeats=2),
+    ),
+    "conv_medium": (
+        BlockSpec("conv", 32, stride=2),  # stem
+        BlockSpec("fused_ir", 48, stride=2, expand_ratio=4),
+        _uib(80, 3, 5, 4, stride=2),
+        _uib(80, 3, 3, 2),
+        _uib(160, 3, 5, 6, stride=2),
+        _uib(160, 3, 3, 4, repeats=2),
+        _uib(160, 3, 5, 4),
+        _uib(160, 3, 3, 4),
+        _uib(160, 3, 0, 4),
+        _uib(160, 0, 0, 2),  # FFN
+        _uib(160, 3, 0, 4),
+        _uib(256, 5, 5, 6, stride=2),
+        _uib(256, 5, 5, 4),
+        _uib(256, 3, 5, 4, repeats=2),
+        _uib(256, 0, 0, 4),
+        _uib(256, 3, 0, 4),
+        _uib(256, 3, 5, 2),
+        _uib(256, 5, 5, 4),
+        _uib(256, 0, 0, 4, repeats=2),
+        _uib(256, 5, 0, 2),
+    ),
+    "conv_large": (
+        BlockSpec("conv", 24, stride=2),  # stem
+        BlockSpec("fused_ir", 48, stride=2, expand_ratio=4),
+        _uib(96, 3, 5, 4, stride=2),
+        _uib(96, 3, 3, 4),
+        _uib(192, 3, 5, 4, stride=2),
+        _uib(192, 3, 3, 4, repeats=3),
+        _uib(192, 3, 5, 4),
+        _uib(192, 5, 3, 4, repeats=5),
+        _uib(192, 3, 0, 4),
+        _uib(512, 5, 5, 4, stride=2, repeats=4),
+        _uib(512, 5, 0, 4),
+        _uib(512, 5, 3, 4),
+        _uib(512, 5, 0, 4, repeats=2),
+        _uib(512, 5, 3, 4),
+        _uib(512, 5, 5, 4),
+        _uib(512, 5, 0, 4, repeats=3),
+    ),
+}
+"""Stem and blocks of the three convolutional MobileNetV4s, as timm's ``mobilenetv4_conv_*``."""
+
+MOBILENET_V4_LAST_CHANNELS = 960  # the last 1x1 conv of ``features``
+MOBILENET_V4_HEAD_CHANNELS = 1280  # the 1x1 conv after pooling
+
+
+class MobileNetV4(MobileNetBase):
+    """MobileNetV4-Conv-Small, -Medium or -Large: a 3x3 stride-2 stem, fused and universal
+    inverted bottlenecks, a 1x1 conv to 960, global average pooling, then a 1x1 conv to 1280
+    with BatchNorm and ReLU (``head``) and the linear classifier.
+
+    Args:
+        variant: ``"conv_small"``, ``"conv_medium"`` or ``"conv_large"``.
+        num_classes: outputs of the classifier.
+        width_mult: width multiplier for every block width (``make_divisible(c * width_mult,
+            8)``); the 1280-wide head is not scaled.
+        in_channels: channels of the input images.
+        dropout: dropout probability before the classifier (0 as in timm).
+        total_stride: 32 as in the paper; 16 (stem stride 1) for 64x64 inputs; 8 (stem and the
+            first stride-2 block at stride 1) for 32x32 inputs.
+        norm_layer: normalization factory.
+        activation: activation factory (ReLU in all conv variants).
+
+    ``features`` holds the stem at index 0, the blocks and the 960-wide 1x1 conv; timm weights
+    load with :func:`~mobilecnn.deploy.load_timm_state_dict`. :meth:`freeze_backbone` freezes
+    ``features``; ``head`` and ``classifier`` keep learning. As in timm, the head's BatchNorm
+    sees one value per channel and sample, so training needs batches of at least 2.
+    """
+
+    def __init__(
+        self,
+        variant: str = "conv_small",
+        num_classes: int = 1000,
+        width_mult: float = 1.0,
+        in_channels: int = 3,
+        dropout: float = 0.0,
+        total_stride: int = 32,
+        norm_layer: NormFactory | None = nn.BatchNorm2d,
+        activation: ActivationFactory | None = nn.ReLU,
+    ) -> None:
+        super().__init__()
+        self.variant = check_variant(variant, tuple(MOBILENET_V4_TABLES), "MobileNetV4")
+        check_common_args(num_classes, width_mult, in_channels, dropout)
+        self.in_channels = in_channels
+        self.num_classes = num_classes
+        self.width_mult = width_mult
+        built = build_stages(MOBILENET_V4_TABLES[variant], in_channels, width_mult=width_mult,
+                             total_stride=total_stride, norm_layer=norm_layer,
+                             activation=activation)
+        last_channels = make_divisible(MOBILENET_V4_LAST_CHANNELS * width_mult)
+        self.features = nn.Sequential(
+            *built.layers,
+            ConvNormAct(built.out_channels, last_channels, 1, norm_layer=norm_layer,
+                        activation=activation),
+        )
+        self.num_features = last_channels
+        self.head = ConvNormAct(last_channels, MOBILENET_V4_HEAD_CHANNELS, 1,
+                                norm_layer=norm_layer, activation=activation, bias=False)
+        self.classifier = nn.Sequential(
+            nn.Dropout(dropout), nn.Linear(MOBILENET_V4_HEAD_CHANNELS, num_classes)
+        )
+        self.feature_info = built.feature_info
+        self._init_weights()
+
+    def forward_head(self, features: torch.Tensor) -> torch.Tensor:
+        """Global average pool, the 1x1 ``head`` conv (BatchNorm, activation), the classifier."""
+        pooled = nn.functional.adaptive_avg_pool2d(features, 1)
+        return self.classifier(torch.flatten(self.head(pooled), 1))
