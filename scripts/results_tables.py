@@ -18,7 +18,15 @@ from pathlib import Path
 
 import torch
 
-from mobilecnn import MobileNetV1, MobileNetV2, mac_count, param_count
+from mobilecnn import (
+    MobileNetV1,
+    MobileNetV2,
+    MobileNetV3,
+    MobileNetV4,
+    create_model,
+    mac_count,
+    param_count,
+)
 
 RESULTS_PAGE = Path(__file__).resolve().parents[1] / "docs" / "results.md"
 
@@ -27,9 +35,17 @@ V1_PAPER_WIDTH = {1.0: (4.2, 569), 0.75: (2.6, 325), 0.5: (1.3, 149), 0.25: (0.5
 V1_PAPER_RESOLUTION = {224: 569, 192: 418, 160: 290, 128: 186}
 V2_PAPER = {1.4: (6.9, 585), 1.0: (3.4, 300)}
 V2_WIDTHS = (1.4, 1.0, 0.75, 0.5, 0.35)
+# V3 paper, Table 3: (params M, MACs M, ImageNet top-1 %) at 224x224.
+V3_PAPER = {("large", 1.0): (5.4, 219, 75.2), ("large", 0.75): (4.0, 155, 73.3),
+            ("small", 1.0): (2.5, 56, 67.4), ("small", 0.75): (2.0, 44, 65.4)}
+# V4 paper, ImageNet-1k table: (params M, MACs G, top-1 %, the input size they were measured at).
+V4_PAPER = {"conv_small": (3.8, 0.2, 73.8, 224), "conv_medium": (9.2, 1.0, 79.9, 256),
+            "conv_large": (31, 5.9, 82.9, 384)}
+ZOO_SMALL_INPUT = ("mobilenet_v3_large", "mobilenet_v3_small", "mobilenet_v4_conv_small",
+                   "mobilenet_v4_conv_medium", "mobilenet_v4_conv_large")
 
 
-def build(model_class: type[torch.nn.Module], **kwargs: object) -> torch.nn.Module:
+def build(model_class: Callable[..., torch.nn.Module], **kwargs: object) -> torch.nn.Module:
     """A model on the meta device: shapes only, so counting allocates and computes nothing."""
     with torch.device("meta"):
         return model_class(**kwargs)
@@ -111,11 +127,74 @@ def small_input_table() -> str:
     return _table(headers, rows, "llrrrrr")
 
 
+def _reference_count(library: str, name: str, **kwargs: object) -> str:
+    """Parameters of the reference model, or ``n/a`` where its library isn't installed."""
+    try:
+        if library == "torchvision":
+            import torchvision
+
+            make = getattr(torchvision.models, name)
+        else:
+            import timm
+
+            make = timm.create_model
+            kwargs = {"model_name": name, "pretrained": False, **kwargs}
+    except ImportError:  # torchvision and timm are dev dependencies only
+        return "n/a"
+    return f"{param_count(build(make, **kwargs)):,}"
+
+
+def v3_table() -> str:
+    """MobileNetV3-Large/Small at 224x224 against torchvision and the paper's Table 3."""
+    rows = []
+    for (variant, width), (paper_params, paper_macs, top1) in V3_PAPER.items():
+        model = build(MobileNetV3, variant=variant, width_mult=width)
+        params, macs = param_count(model), mac_count(model, 224)
+        reference = _reference_count("torchvision", f"mobilenet_v3_{variant}", width_mult=width)
+        rows.append([variant, f"{width}", f"{params:,}", reference, f"{paper_params}M",
+                     f"{macs:,}", _millions(macs), f"{paper_macs}M", f"{top1}%"])
+    headers = ["variant", "width", "params", "torchvision params", "paper", "MACs", "(M)",
+               "paper", "paper top-1"]
+    return _table(headers, rows, "lrrrrrrrr")
+
+
+def v4_table() -> str:
+    """The convolutional MobileNetV4s at 224x224 against timm and the paper."""
+    rows = []
+    for variant, (paper_params, paper_gmacs, top1, size) in V4_PAPER.items():
+        model = build(MobileNetV4, variant=variant)
+        params, macs = param_count(model), mac_count(model, 224)
+        at_size = mac_count(model, size)
+        rows.append([variant, f"{params:,}", _reference_count("timm", f"mobilenetv4_{variant}"),
+                     f"{paper_params}M", f"{macs:,}", _millions(macs), f"{size}",
+                     _millions(at_size), f"{paper_gmacs}G", f"{top1}%"])
+    headers = ["variant", "params", "timm params", "paper", "MACs at 224", "(M)",
+               "paper input", "MACs there", "paper", "paper top-1"]
+    return _table(headers, rows, "lrrrrrrrrr")
+
+
+def zoo_small_input_table() -> str:
+    """MobileNetV3/V4 for 64x64 inputs and 200 classes, stock and with total_stride=16."""
+    rows = []
+    for name in ZOO_SMALL_INPUT:
+        for total_stride in (32, 16):
+            model = build(create_model, name=name, num_classes=200, total_stride=total_stride)
+            final = 64 // total_stride
+            macs = mac_count(model, 64)
+            rows.append([f"`{name}`", "1.0", f"{total_stride}", f"{final}x{final}",
+                         f"{param_count(model):,}", f"{macs:,}", _millions(macs)])
+    headers = ["model", "width", "total_stride", "final map", "params", "MACs", "(M)"]
+    return _table(headers, rows, "llrrrrr")
+
+
 TABLES: dict[str, Callable[[], str]] = {
     "v1-width": v1_width_table,
     "v1-resolution": v1_resolution_table,
     "v2-width": v2_width_table,
     "small-input": small_input_table,
+    "v3": v3_table,
+    "v4": v4_table,
+    "small-input-v3-v4": zoo_small_input_table,
 }
 
 BLOCK = re.compile(r"(<!-- generated: (?P<name>[\w-]+) -->\n)(.*?)(\n<!-- end generated -->)", re.S)
