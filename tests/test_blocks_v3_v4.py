@@ -155,3 +155,20 @@ def test_builder_removes_the_first_strides_and_records_levels() -> None:
     assert [(f["num_chs"], f["reduction"], f["module"]) for f in levels] == [
         (16, 2, "features.0"), (24, 4, "features.1"), (32, 8, "features.3"),
         (40, 16, "features.4")]
+
+
+def test_v1_and_v2_state_dict_layout_is_unchanged_by_the_builder() -> None:
+    """The 0.1 layout (V2's is also checked against torchvision in test_models.py)."""
+    from mobilecnn import MobileNetV1, MobileNetV2
+
+    v1 = list(MobileNetV1(width_mult=0.25).state_dict())
+    assert len(v1) == 6 + 13 * 12 + 2  # stem, 13 blocks of two ConvNormActs, classifier
+    assert v1[:2] == ["features.0.conv.weight", "features.0.bn.weight"]
+    assert v1[-8:-2] == ["features.13.pointwise.conv.weight", "features.13.pointwise.bn.weight",
+                         "features.13.pointwise.bn.bias", "features.13.pointwise.bn.running_mean",
+                         "features.13.pointwise.bn.running_var",
+                         "features.13.pointwise.bn.num_batches_tracked"]
+    v2 = list(MobileNetV2(width_mult=0.25).state_dict())
+    assert v2[6:8] == ["features.1.depthwise.conv.weight", "features.1.depthwise.bn.weight"]
+    assert "features.2.expand.conv.weight" in v2 and not any(".se." in key for key in v2)
+    assert v2[-2:] == ["classifier.1.weight", "classifier.1.bias"]

@@ -31,6 +31,7 @@ def test_onnx_export_matches_pytorch(tmp_path: Path, name: str) -> None:
         assert max_relative_error(run_onnx(path, x), expected) <= 1e-4
 
 
+@pytest.mark.slow
 @pytest.mark.filterwarnings("ignore:`torch.jit:FutureWarning")
 def test_torchscript_export_of_mobilenet_v4(tmp_path: Path) -> None:
     model = randomize_batchnorm(create_model("mobilenet_v4_conv_small", width_mult=0.25,
