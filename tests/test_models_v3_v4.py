@@ -75,6 +75,19 @@ def test_mobilenet_v4_matches_timm_architecture(variant: str) -> None:
         t.shape for t in reference.state_dict().values())
 
 
+@pytest.mark.parametrize(("variant", "width"), [("conv_small", 0.5), ("conv_medium", 1.5)])
+def test_mobilenet_v4_matches_timm_at_other_widths(variant: str, width: float) -> None:
+    timm = pytest.importorskip("timm", reason="timm (dev extra) not installed")
+    generate = getattr(timm.models.mobilenetv3, "_gen_mobilenet_v4", None)
+    if generate is None:
+        pytest.skip(f"timm {timm.__version__} has no _gen_mobilenet_v4 (width multipliers)")
+    reference = on_meta(generate, f"mobilenetv4_{variant}", width)
+    ours = on_meta(MobileNetV4, variant, width_mult=width)
+    assert param_count(ours) == param_count(reference)
+    assert sorted(t.shape for t in ours.state_dict().values()) == sorted(
+        t.shape for t in reference.state_dict().values())
+
+
 def test_mobilenet_v3_follows_the_tables() -> None:
     large, small = MobileNetV3("large"), MobileNetV3("small")
     assert len(large.features) == 17 and len(small.features) == 13  # stem, blocks, last conv

@@ -56,7 +56,9 @@ class BlockSpec:
     ``fused_ir``) or the middle depthwise kernel of a ``uib`` (0 = none); ``start_kernel_size``
     is the leading depthwise kernel of a ``uib`` (0 = none). ``hidden_channels`` gives an
     ``ir`` block's expanded width directly (MobileNetV3); otherwise ``expand_ratio`` sets it.
-    ``se_ratio`` adds squeeze-and-excitation to an ``ir`` block.
+    ``se_ratio`` adds squeeze-and-excitation to an ``ir`` block. ``scale_width=False`` keeps
+    the row's widths as written whatever the width multiplier (timm's MobileNetV4 keeps its
+    stem so below width 1.0).
     """
 
     kind: BlockKind
@@ -69,6 +71,7 @@ class BlockSpec:
     se_ratio: float | None = None
     activation: ActivationFactory | None = None
     start_kernel_size: int = 0
+    scale_width: bool = True
 
     def __post_init__(self) -> None:
         if self.kind not in BLOCK_KINDS:
@@ -165,8 +168,9 @@ def build_stages(
     shapes: list[tuple[int, int]] = []  # (out_channels, stride) per block
     channels = in_channels
     for spec in specs:
-        out_channels = round_channels(spec.out_channels)
-        hidden = None if spec.hidden_channels is None else round_channels(spec.hidden_channels)
+        width = round_channels if spec.scale_width else int
+        out_channels = width(spec.out_channels)
+        hidden = None if spec.hidden_channels is None else width(spec.hidden_channels)
         for repeat in range(spec.repeats):
             stride = spec.stride if repeat == 0 else 1
             if stride == 2 and strides_to_remove > 0:

@@ -3,6 +3,8 @@ the Mobile Ecosystem", the architecture tables of the appendix), exactly as timm
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import torch
 from torch import nn
 
@@ -93,7 +95,7 @@ class MobileNetV4(MobileNetBase):
         variant: ``"conv_small"``, ``"conv_medium"`` or ``"conv_large"``.
         num_classes: outputs of the classifier.
         width_mult: width multiplier for every block width (``make_divisible(c * width_mult,
-            8)``); the 1280-wide head is not scaled.
+            8)``); the 1280-wide head is not scaled, nor is the stem below 1.0 (as in timm).
         in_channels: channels of the input images.
         dropout: dropout probability before the classifier (0 as in timm).
         total_stride: 32 as in the paper; 16 (stem stride 1) for 64x64 inputs; 8 (stem and the
@@ -124,7 +126,10 @@ class MobileNetV4(MobileNetBase):
         self.in_channels = in_channels
         self.num_classes = num_classes
         self.width_mult = width_mult
-        built = build_stages(MOBILENET_V4_TABLES[variant], in_channels, width_mult=width_mult,
+        table = MOBILENET_V4_TABLES[variant]
+        if width_mult < 1:  # as timm: a thinner model keeps its stem
+            table = (replace(table[0], scale_width=False), *table[1:])
+        built = build_stages(table, in_channels, width_mult=width_mult,
                              total_stride=total_stride, norm_layer=norm_layer,
                              activation=activation)
         last_channels = make_divisible(MOBILENET_V4_LAST_CHANNELS * width_mult)
