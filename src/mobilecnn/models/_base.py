@@ -1,4 +1,4 @@
-"""What MobileNetV1 and MobileNetV2 share: input checks, the head, feature_info, init."""
+"""What every model shares: input and argument checks, the head, feature_info, init."""
 
 from __future__ import annotations
 
@@ -47,6 +47,14 @@ def check_common_args(
         raise ValueError(f"in_channels must be a positive integer, got {in_channels!r}")
     if not 0.0 <= dropout < 1.0:
         raise ValueError(f"dropout must be in [0, 1), got {dropout!r}")
+
+
+def check_variant(variant: str, accepted: tuple[str, ...], model: str) -> str:
+    """Return ``variant`` or raise a ValueError that lists the accepted names."""
+    if variant not in accepted:
+        raise ValueError(f"unknown {model} variant {variant!r}; choose one of: "
+                         f"{', '.join(repr(a) for a in accepted)}")
+    return variant
 
 
 class MobileNetBase(nn.Module):

@@ -7,7 +7,7 @@ from functools import partial
 from torch import nn
 
 from ..layers import ConvNormAct, NormFactory, make_divisible
-from ._base import MobileNetBase, check_common_args
+from ._base import MobileNetBase, check_common_args, check_variant
 from .builder import BlockSpec, build_stages
 
 __all__ = ["MOBILENET_V3_TABLES", "MobileNetV3"]
@@ -61,14 +61,6 @@ MOBILENET_V3_TABLES: dict[str, tuple[BlockSpec, ...]] = {
 MOBILENET_V3_HIDDEN = {"large": 1280, "small": 1024}  # width of the classifier's hidden layer
 MOBILENET_V3_NORM: NormFactory = partial(nn.BatchNorm2d, eps=0.001, momentum=0.01)
 """BatchNorm as the reference trains V3: eps 1e-3, momentum 0.01."""
-
-
-def check_variant(variant: str, accepted: tuple[str, ...], model: str) -> str:
-    """Return ``variant`` or raise a ValueError that lists the accepted names."""
-    if variant not in accepted:
-        raise ValueError(f"unknown {model} variant {variant!r}; choose one of: "
-                         f"{', '.join(repr(a) for a in accepted)}")
-    return variant
 
 
 class MobileNetV3(MobileNetBase):

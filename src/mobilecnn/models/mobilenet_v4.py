@@ -9,9 +9,8 @@ import torch
 from torch import nn
 
 from ..layers import ActivationFactory, ConvNormAct, NormFactory, make_divisible
-from ._base import MobileNetBase, check_common_args
+from ._base import MobileNetBase, check_common_args, check_variant
 from .builder import BlockSpec, build_stages
-from .mobilenet_v3 import check_variant
 
 __all__ = ["MOBILENET_V4_TABLES", "MobileNetV4"]
 
