@@ -203,6 +203,8 @@ def check_field(name: str, value: Any) -> None:
         _positive(name, value, integer=True)
     elif name in ("width", "momentum"):
         _positive(name, value, integer=False)
+        if name == "width" and value > MAX_WIDTH:
+            raise ValueError(f"width must be at most {MAX_WIDTH:g}, got {value!r}")
     elif name in ("lr", "grad_clip"):
         if value is not None:
             _positive(name, value, integer=False)
@@ -246,6 +248,8 @@ def check_field(name: str, value: Any) -> None:
 _FIELD_METADATA: dict[str, Any] = {
     item.name: item.metadata for item in dataclasses.fields(TrainConfig)}
 
+MAX_WIDTH = 10.0
+"""The largest width multiplier accepted (MobileNetV2 at width 10 has about 226 M parameters)."""
 MAX_IMAGE_SIZE = 4096
 """The largest ``image_size`` accepted (50 MB per decoded image)."""
 

@@ -9,6 +9,7 @@ helpers live in their own modules.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
 import sys
@@ -20,7 +21,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from ..fileio import clean_stale_temps, write_text_atomic
+from ..fileio import clean_stale_temps, lock_folder, write_text_atomic
 from ..models import create_model
 from .checkpoints import Checkpoint, CheckpointError
 from .config import TrainConfig
@@ -169,13 +170,18 @@ def train(
     ``epochs`` re-plans the schedule, see docs/training.md). ``train_split``/``val_split``
     (decoded uint8 images + labels) replace loading ``config.data``. Under ``torchrun`` this
     joins the process group and trains with DistributedDataParallel. Raises
-    :class:`TrainingInterrupted` after saving a checkpoint when SIGINT/SIGTERM arrives, and
-    :class:`TrainingDiverged` (saving nothing) when the loss becomes NaN/inf.
+    :class:`TrainingInterrupted` after saving a checkpoint when SIGINT/SIGTERM arrives,
+    :class:`TrainingDiverged` (saving nothing) when the loss becomes NaN/inf, and
+    :class:`mobilecnn.fileio.FolderLockedError` when another run uses ``out_dir``.
     """
     config.validate()
     ctx = setup_distributed(config.device)
     try:
-        return _train(config, ctx, resume, train_split, val_split, _hooks or TrainHooks())
+        # one run per folder: an OS lock that the kernel drops when this process ends
+        lock = (lock_folder(config.out_dir, "run folder") if ctx.is_main
+                else contextlib.nullcontext())
+        with lock:
+            return _train(config, ctx, resume, train_split, val_split, _hooks or TrainHooks())
     finally:
         if ctx.distributed:
             cleanup_distributed()
