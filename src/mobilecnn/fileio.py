@@ -82,6 +82,11 @@ def atomic_path(path: PathLike) -> Iterator[Path]:
             raise FileNotFoundError(f"the writer produced no file for {str(target)!r}")
         _fsync_file(temporary)
         os.replace(temporary, target)
+    except OSError as error:
+        # name the file the caller asked for, not our temporary (or nothing at all)
+        if error.errno is not None and error.filename in (None, str(temporary)):
+            raise OSError(error.errno, error.strerror or str(error), str(target)) from error
+        raise
     finally:
         with contextlib.suppress(FileNotFoundError):
             temporary.unlink()

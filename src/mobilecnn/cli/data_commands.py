@@ -89,7 +89,7 @@ def run_prepare(args: argparse.Namespace) -> int:
                                  progress=not args.no_progress, image_size=args.image_size)
         for warning in caught:
             print(f"warning: {warning.message}")
-        decoded = load_cache(path)
+        decoded = load_cache(path, verify=False)  # prepare_cache verified it
         size = path.stat().st_size / 2**20
         skipped = f", skipped {len(decoded.skipped)} unreadable" if decoded.skipped else ""
         print(f"{split}: {len(decoded)} images {tuple(decoded.images.shape[1:])}, "

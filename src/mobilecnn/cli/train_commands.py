@@ -113,7 +113,8 @@ def _report_run(result: Any, demo: bool) -> None:
     final = result.final
     print(f"done: val top-1 {100 * final['val_top1']:.1f}%, top-5 {100 * final['val_top5']:.1f}%"
           f" (best top-1 {100 * result.best_val_top1:.1f}%)")
-    print(f"checkpoints: {result.last_checkpoint} (last), {result.best_checkpoint} (best)")
+    best = f", {result.best_checkpoint} (best)" if result.best_checkpoint.exists() else ""
+    print(f"checkpoints: {result.last_checkpoint} (last){best}")
     print(f"metrics:     {result.metrics_path}")
     if result.plots:
         print(f"plots:       {', '.join(str(p) for p in result.plots)}")
@@ -158,15 +159,20 @@ def run_eval(args: argparse.Namespace) -> int:
     import torch
 
     from ..data import load_cache, prepare_cache
+    from ..fileio import check_not_input
     from ..train.checkpoints import load_model
     from ..train.distributed import pick_device
     from ..train.evaluation import evaluate
     from ..train.metrics import write_per_class_csv
 
     checkpoint_path = Path(args.checkpoint)
+    csv_path = Path(args.per_class) if args.per_class else (
+        checkpoint_path.parent / f"eval_{args.split}_per_class.csv")
+    check_not_input(csv_path, [checkpoint_path], what="--per-class file")  # before the work
     device = pick_device(args.device)
     model, checkpoint = load_model(checkpoint_path, map_location=device)
-    split = load_cache(prepare_cache(args.data, args.split, cache_dir=args.cache_dir))
+    split = load_cache(prepare_cache(args.data, args.split, cache_dir=args.cache_dir),
+                       verify=False)  # prepare_cache just verified it
     if list(split.classes) != list(checkpoint["classes"]):
         raise CLIError(
             f"checkpoint {checkpoint_path} was trained on {len(checkpoint['classes'])} classes "
@@ -176,8 +182,6 @@ def run_eval(args: argparse.Namespace) -> int:
     metrics = evaluate(model, split.images, split.labels, num_classes=len(split.classes),
                        mean=checkpoint.get("mean"), std=checkpoint.get("std"),
                        batch_size=args.batch_size, precision=args.precision)
-    csv_path = Path(args.per_class) if args.per_class else (
-        checkpoint_path.parent / f"eval_{args.split}_per_class.csv")
     write_per_class_csv(csv_path, metrics, split.classes, split.class_names)
     print(f"{args.split}: {metrics.count} images  top-1 {100 * metrics.top1_acc:.2f}%  "
           f"top-5 {100 * metrics.top5_acc:.2f}%  loss {metrics.loss:.4f}")

@@ -262,14 +262,13 @@ def _train(config: TrainConfig, ctx: DistContext, resume: str | Path | bool | No
     if config.compile:
         step.forward = torch.compile(step.forward)  # type: ignore[assignment]
 
-    # ---- files: the run folder, config.json, metrics.jsonl cut back to the checkpoint
+    # ---- files: the run folder, metrics.jsonl cut back to the checkpoint
     log = MetricLog(out_dir / "metrics.jsonl")
     if ctx.is_main:
         out_dir.mkdir(parents=True, exist_ok=True)
         clean_stale_temps(out_dir)
         if checkpoint is not None and log.path.exists():
             log.rewrite(run.history)  # drop rows written after the checkpoint we resume from
-        write_text_atomic(out_dir / "config.json", json.dumps(config.to_dict(), indent=2) + "\n")
     run.say(f"training {config.model} width {config.width} (total stride {config.total_stride}) "
             f"on {len(train_split.labels)} images of {len(classes)} classes, {ctx.world_size} "
             f"process(es) on {device.type}, {precision_name(dtype)}, global batch "
@@ -506,6 +505,10 @@ def _save(run: _Run, checkpoint: Checkpoint, best: bool) -> None:
         checkpoint.save(run.last_path)
         if best:
             checkpoint.save(run.best_path)
+        # the config of the run last.pt continues (written after it: a failed save changes
+        # nothing)
+        write_text_atomic(run.out_dir / "config.json",
+                          json.dumps(run.config.to_dict(), indent=2) + "\n")
 
 
 def _finish(run: _Run, root: Path | None, log: MetricLog) -> TrainResult:

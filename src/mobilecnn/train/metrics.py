@@ -148,9 +148,11 @@ class MetricLog:
 
     def rewrite(self, rows: Sequence[dict[str, Any]]) -> None:
         """Replace the file by ``rows`` (on resume: drop epochs logged after the checkpoint)."""
+        text = "".join(strict_json(row, sort_keys=True) + "\n" for row in rows)
+        if self.path.exists() and self.path.read_text(encoding="utf-8") == text:
+            return  # unchanged: leave the file (and its bytes) alone
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        write_text_atomic(self.path, "".join(strict_json(row, sort_keys=True) + "\n"
-                                             for row in rows))
+        write_text_atomic(self.path, text)
 
 
 def read_metrics(path: str | os.PathLike[str]) -> list[dict[str, Any]]:

@@ -31,7 +31,7 @@ __all__ = [
 
 REFUSED_CHANGES = ("batch_size", "optimizer", "seed")
 """Options a resumed run must keep (with the model options): they change what a step means."""
-_NOT_RECORDED = ("progress",)
+_NOT_RECORDED = ("progress", "out_dir")  # where the run is, not how it trains
 
 
 def resolve_resume_path(resume: str | Path | bool | None, out_dir: Path) -> Path | None:
@@ -101,7 +101,7 @@ def check_resume_compatible(checkpoint: Checkpoint, config: TrainConfig, path: P
 
 
 def changed_options(old: TrainConfig, new: TrainConfig) -> dict[str, list[Any]]:
-    """``{option: [old, new]}`` for every option that differs (except ``progress``)."""
+    """``{option: [old, new]}`` for every option that differs (not ``progress``, ``out_dir``)."""
     before, after = old.to_dict(), new.to_dict()
     return {key: [before[key], after[key]] for key in after
             if key not in _NOT_RECORDED and before.get(key) != after[key]}
