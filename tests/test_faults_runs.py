@@ -220,6 +220,11 @@ def test_a_0_1_checkpoint_still_resumes_evaluates_and_predicts(
                  "--device", "cpu"]) == 0
     image = next((data_root / "val" / "images").iterdir())
     assert main(["predict", "--checkpoint", str(run / "best.pt"), str(image)]) == 0
+    exported = tmp_path / "model.torchscript"
+    assert main(["export", str(run / "best.pt"), "--format", "torchscript", "--out",
+                 str(exported)]) == 0
+    assert exported.read_bytes()[:2] == b"PK"  # a TorchScript zip archive
+    assert "input 3x16x16" in capsys.readouterr().out  # the recorded training image size
     assert main(["train", "--out", str(run), "--resume", "--epochs", "2", "--no-progress"]) == 0
     assert "schedule re-planned: 8 steps, continuing at step 4" in capsys.readouterr().out
     assert load_checkpoint(run / "last.pt")["epoch"] == 2

@@ -379,18 +379,7 @@ def _write_cache(dataset: TinyImageNet, path: Path, fingerprint: str, skip_bad: 
             "source": str(dataset.root), "fingerprint": fingerprint,
             "classes": dataset.classes, "class_names": dataset.class_names, "skipped": skipped,
         }
-        label_bytes = array("q", labels).tobytes()
-        info["block_bytes"] = CHECKSUM_BLOCK
-        info["image_crc32"] = _block_checksums(temporary, kept * slot)
-        info["label_crc32"] = zlib.crc32(label_bytes)
-        trailer = json.dumps(info).encode("utf-8")
-        with temporary.open("r+b") as file:
-            file.seek(kept * slot)
-            file.truncate()
-            file.write(label_bytes)
-            file.write(trailer)
-            file.write(len(trailer).to_bytes(8, "little"))
-            file.write(END_MARKER)
+        _finish_cache_file(temporary, kept * slot, array("q", labels).tobytes(), info)
     if bad:
         shown = ", ".join(skipped[:3]) + (", ..." if len(skipped) > 3 else "")
         warnings.warn(f"skipped {len(bad)} unreadable image(s) of split {dataset.split!r} "
@@ -413,6 +402,45 @@ def _die_with_parent(parent: int) -> None:
         return
     if os.getppid() != parent:  # the parent died before prctl took effect
         os._exit(1)
+
+
+def _finish_cache_file(path: Path, image_bytes: int, label_bytes: bytes,
+                       info: dict[str, Any]) -> None:
+    """Cut ``path`` after its image area, then append labels, checksums and the trailer."""
+    info["block_bytes"] = CHECKSUM_BLOCK
+    info["image_crc32"] = _block_checksums(path, image_bytes)
+    info["label_crc32"] = zlib.crc32(label_bytes)
+    trailer = json.dumps(info).encode("utf-8")
+    with path.open("r+b") as file:
+        file.seek(image_bytes)
+        file.truncate()
+        file.write(label_bytes)
+        file.write(trailer)
+        file.write(len(trailer).to_bytes(8, "little"))
+        file.write(END_MARKER)
+
+
+def write_decoded_cache(path: str | os.PathLike[str], images: torch.Tensor,
+                        labels: torch.Tensor, classes: Sequence[str], split: str = "train",
+                        class_names: Sequence[str] | None = None) -> Path:
+    """Write already decoded ``uint8 (N, 3, H, W)`` images and their labels as a cache file
+    that :func:`load_cache` reads (atomically; for tests and benchmarks)."""
+    path = Path(path)
+    if images.dtype != torch.uint8 or images.dim() != 4 or images.shape[0] != labels.numel():
+        raise ValueError("images must be uint8 (N, 3, H, W) with one label each")
+    count, channels, height, width = images.shape
+    info = {"format": "mobilecnn-decoded-cache", "format_version": FORMAT_VERSION,
+            "count": count, "channels": channels, "height": height, "width": width,
+            "byteorder": sys.byteorder, "split": split, "layout": "tensors", "source": "",
+            "fingerprint": "", "classes": list(classes),
+            "class_names": list(class_names if class_names is not None else classes),
+            "skipped": []}
+    with atomic_path(path) as temporary:
+        with temporary.open("wb") as file:
+            file.write(images.contiguous().numpy().tobytes())
+        _finish_cache_file(temporary, images.numel(),
+                           labels.to(torch.int64).contiguous().numpy().tobytes(), info)
+    return path
 
 
 def _decode_in_processes(ranges: list[tuple[int, list[str]]], args: tuple[Any, ...],
