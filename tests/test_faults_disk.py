@@ -166,5 +166,6 @@ def test_eval_onto_the_checkpoint_and_onto_a_full_disk(
         os_error(errno.ENOSPC)))
     line = fails(["eval", "--checkpoint", str(run / "best.pt"), "--data", str(data_root),
                   "--per-class", str(run / "val_per_class.csv"), "--device", "cpu"], capsys)
-    assert "val_per_class.csv: the disk is full" in line
+    assert "per-class accuracy could not be written" in line
+    assert "val_per_class.csv: the disk is full" in line and "--per-class FILE" in line
     assert_unchanged(before, run)

@@ -159,7 +159,7 @@ def run_eval(args: argparse.Namespace) -> int:
     import torch
 
     from ..data import load_cache, prepare_cache
-    from ..fileio import check_not_input
+    from ..fileio import check_not_input, describe_os_error
     from ..train.checkpoints import load_model
     from ..train.distributed import pick_device
     from ..train.evaluation import evaluate
@@ -182,9 +182,14 @@ def run_eval(args: argparse.Namespace) -> int:
     metrics = evaluate(model, split.images, split.labels, num_classes=len(split.classes),
                        mean=checkpoint.get("mean"), std=checkpoint.get("std"),
                        batch_size=args.batch_size, precision=args.precision)
-    write_per_class_csv(csv_path, metrics, split.classes, split.class_names)
     print(f"{args.split}: {metrics.count} images  top-1 {100 * metrics.top1_acc:.2f}%  "
-          f"top-5 {100 * metrics.top5_acc:.2f}%  loss {metrics.loss:.4f}")
+          f"top-5 {100 * metrics.top5_acc:.2f}%  loss {metrics.loss:.4f}", flush=True)
+    try:
+        write_per_class_csv(csv_path, metrics, split.classes, split.class_names)
+    except OSError as error:
+        raise CLIError(f"the per-class accuracy could not be written: "
+                       f"{describe_os_error(error)}; pass --per-class FILE in a writable "
+                       "folder") from None
     print(f"per-class accuracy: {csv_path}")
     return 0
 
