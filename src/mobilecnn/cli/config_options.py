@@ -82,7 +82,8 @@ def add_config_options(parser: argparse.ArgumentParser, config_class: type,
                 choices = choices()
             shown = default is not None and meta.get("show_default", True)
             text = meta["help"] + (f" (default {default})" if shown else "")
-            parser.add_argument(flag, dest=item.name, type=_parser(item.name, kind, check),
+            rule = meta.get("check", check)  # a field's own rule, else the class's
+            parser.add_argument(flag, dest=item.name, type=_parser(item.name, kind, rule),
                                 choices=choices, metavar=meta.get("metavar"),
                                 default=argparse.SUPPRESS, help=text)
         names.append(item.name)
