@@ -23,7 +23,7 @@ from fault_helpers import (
     make_run,
     snapshot_bytes,
 )
-from mobilecnn.cli import main
+from mobilecnn.cli import expected_error_message, main
 from mobilecnn.data import prepare_cache
 from mobilecnn.fileio import FolderLockedError, lock_folder
 from mobilecnn.train import TrainConfig, TrainingDiverged, load_checkpoint, train
@@ -268,3 +268,21 @@ def test_expected_errors_are_one_line_and_bugs_keep_their_traceback(
     monkeypatch.setattr("mobilecnn.models.create_model", bug)
     with pytest.raises(KeyError, match="a bug"):  # not hidden: python prints the traceback
         main(["summary", "mobilenet_v2"])
+
+
+@pytest.mark.parametrize(("error", "message"), [
+    (MemoryError(), "out of memory; use a smaller --batch-size, input size or model"),
+    (ImportError('ONNX export needs onnx: pip install "mobilecnn[onnx]"'),
+     'ONNX export needs onnx: pip install "mobilecnn[onnx]"'),
+    (OSError(5, "Input/output error", "runs/v2/last.pt"),
+     "runs/v2/last.pt: an input/output error: the disk or network file system failed"),
+    (FolderLockedError("runs/v2", 42, "run folder"),
+     "run folder 'runs/v2' is in use by process 42 (another mobilecnn run); wait for it to "
+     "finish or choose another folder"),
+    (ValueError("a message\nover two lines"), "a message over two lines"),
+    (ImportError("cannot import name 'x'"), None),  # a broken install or a bug: traceback
+    (RuntimeError("boom"), None),
+])
+def test_which_errors_are_expected_and_how_they_read(error: BaseException,
+                                                      message: str | None) -> None:
+    assert expected_error_message(error) == message
