@@ -170,3 +170,20 @@ def test_killing_prepare_leaves_no_orphan_workers(tmp_path: Path) -> None:
     prepare_cache(root, "val", num_workers=1, progress=False)  # cleans the dead run's temp
     assert [p.name for p in (root / ".mobilecnn_cache").iterdir()] == [
         "tiny-imagenet-200-val.mcache"]
+
+
+def test_a_killed_download_leaves_nothing_the_next_one_keeps(tmp_path: Path) -> None:
+    from mobilecnn.data.download import _remove_stale_downloads
+
+    dead = int(subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"],
+                              capture_output=True, text=True, check=True).stdout)
+    archive = tmp_path / f".tiny-imagenet-200.{dead}.k3j2.zip.part"
+    archive.write_bytes(b"\0" * 1000)
+    staging = tmp_path / f".tiny-imagenet-200.{dead}.x9a1.partial"
+    (staging / "tiny-imagenet-200").mkdir(parents=True)
+    live = tmp_path / f".tiny-imagenet-200.{os.getpid()}.a1b2.zip.part"
+    live.write_bytes(b"\0")
+    mine = tmp_path / "notes.zip.part"
+    mine.write_bytes(b"keep")
+    _remove_stale_downloads(tmp_path)
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted([live.name, mine.name])
