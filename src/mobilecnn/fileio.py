@@ -12,6 +12,7 @@ command's own inputs.
 from __future__ import annotations
 
 import contextlib
+import errno
 import os
 import re
 import secrets
@@ -20,17 +21,23 @@ from pathlib import Path
 from typing import IO, Any
 
 __all__ = [
+    "FolderLockedError",
     "atomic_path",
     "atomic_write",
     "check_not_input",
     "clean_stale_temps",
+    "describe_os_error",
     "fsync_dir",
+    "lock_folder",
     "temp_path_for",
     "write_text_atomic",
 ]
 
 PathLike = str | os.PathLike[str]
 _TEMP_PATTERN = re.compile(r"^\.(?P<name>.+)\.tmp-(?P<pid>\d+)-[0-9a-f]+$")
+# what mobilecnn 0.1.0 left behind: .last.pt.tmp-PID and train.mcache.tmp-PID
+_LEGACY_TEMP_PATTERN = re.compile(
+    r"^(?:\.(?P<checkpoint>.+\.pt)|(?P<cache>.+\.mcache))\.tmp-(?P<pid>\d+)$")
 
 
 def temp_path_for(path: PathLike) -> Path:
@@ -75,6 +82,11 @@ def atomic_path(path: PathLike) -> Iterator[Path]:
             raise FileNotFoundError(f"the writer produced no file for {str(target)!r}")
         _fsync_file(temporary)
         os.replace(temporary, target)
+    except OSError as error:
+        # name the file the caller asked for, not our temporary (or nothing at all)
+        if error.errno is not None and error.filename in (None, str(temporary)):
+            raise OSError(error.errno, error.strerror or str(error), str(target)) from error
+        raise
     finally:
         with contextlib.suppress(FileNotFoundError):
             temporary.unlink()
@@ -123,7 +135,7 @@ def clean_stale_temps(folder: PathLike) -> list[Path]:
     except OSError:
         return removed
     for entry in entries:
-        match = _TEMP_PATTERN.match(entry.name)
+        match = _TEMP_PATTERN.match(entry.name) or _LEGACY_TEMP_PATTERN.match(entry.name)
         if match is None or _process_alive(int(match["pid"])):
             continue
         with contextlib.suppress(OSError):
@@ -149,3 +161,91 @@ def check_not_input(output: PathLike, inputs: Iterable[PathLike], *, what: str =
                 f"the {what} {str(out)!r} is also an input of this command; writing it would "
                 "destroy the input: choose another file name"
             )
+
+
+class FolderLockedError(RuntimeError):
+    """Another process holds the folder's lock; ``pid`` is that process (None if unknown)."""
+
+    def __init__(self, folder: PathLike, pid: int | None, what: str) -> None:
+        self.folder = Path(folder)
+        self.pid = pid
+        holder = f"process {pid}" if pid else "another process"
+        super().__init__(
+            f"{what} {str(self.folder)!r} is in use by {holder} (another mobilecnn run); wait "
+            "for it to finish or choose another folder"
+        )
+
+
+def _flock_holder(inode: int) -> int | None:
+    """The pid holding a ``flock`` on the file with ``inode`` (Linux ``/proc/locks``)."""
+    try:
+        lines = Path("/proc/locks").read_text().splitlines()
+    except OSError:
+        return None
+    for line in lines:
+        fields = line.split()
+        if len(fields) >= 6 and fields[1] == "FLOCK" and fields[5].rsplit(":", 1)[-1] == str(
+                inode) and fields[4].isdigit():
+            return int(fields[4])
+    return None
+
+
+@contextlib.contextmanager
+def lock_folder(folder: PathLike, what: str = "folder") -> Iterator[Path]:
+    """Hold an exclusive OS lock on ``folder`` (created if missing) for the ``with`` block.
+
+    The lock is ``flock`` on the folder itself (no file is created): the kernel releases it
+    when the process ends, however it ends, so a SIGKILL leaves no stale lock. A second
+    holder gets :class:`FolderLockedError` at once, naming the holder's pid where the OS
+    tells (Linux). Where ``fcntl`` does not exist (Windows) the block runs unlocked.
+    """
+    target = Path(folder)
+    if target.exists() and not target.is_dir():
+        raise NotADirectoryError(f"{str(target)!r} is a file, not a folder; choose a folder")
+    target.mkdir(parents=True, exist_ok=True)
+    try:
+        import fcntl
+    except ImportError:  # pragma: no cover - Windows
+        yield target
+        return
+    descriptor = os.open(target, os.O_RDONLY)
+    try:
+        try:
+            fcntl.flock(descriptor, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError as error:
+            if error.errno not in (errno.EWOULDBLOCK, errno.EAGAIN, errno.EACCES):
+                raise
+            raise FolderLockedError(target, _flock_holder(os.fstat(descriptor).st_ino),
+                                    what) from None
+        yield target
+    finally:
+        os.close(descriptor)  # releases the lock
+
+
+_OS_ERROR_HINTS = {
+    errno.ENOSPC: "the disk is full: free some space or write somewhere else (--out, "
+                  "--cache-dir); nothing that existed before was damaged",
+    errno.EDQUOT: "the disk quota is exceeded: free some space or write somewhere else",
+    errno.EROFS: "the file system is read-only: write somewhere else (--out, --cache-dir)",
+    errno.EACCES: "permission denied: fix the permissions, or write outputs somewhere else "
+                  "(--out, --cache-dir)",
+    errno.EPERM: "operation not permitted: fix the permissions, or write somewhere else",
+    errno.EISDIR: "it is a folder, not a file",
+    errno.ENOTDIR: "a part of the path is a file, not a folder",
+    errno.EEXIST: "it already exists (as a file where a folder is needed?)",
+    errno.EIO: "an input/output error: the disk or network file system failed",
+}
+
+
+def describe_os_error(error: OSError) -> str:
+    """One line for an ``OSError``: the file, what went wrong and what to do about it.
+
+    An error raised with a message of our own (no ``errno``) is returned as it is.
+    """
+    if error.errno is None or not error.strerror:
+        return " ".join(str(error).split())
+    where = error.filename if error.filename is not None else ""
+    if error.filename2 is not None:
+        where = f"{where} -> {error.filename2}"
+    hint = _OS_ERROR_HINTS.get(error.errno, error.strerror)
+    return f"{where}: {hint}" if where else f"{error.strerror}: {hint}"

@@ -6,7 +6,7 @@ import argparse
 import warnings
 from pathlib import Path
 
-from .common import CLIError, positive_int
+from .common import MAX_IMAGE_SIZE, CLIError, bounded_int, positive_int
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -48,7 +48,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                               "(for read-only data)")
     prepare.add_argument("--workers", type=positive_int, default=None,
                          help="decoding processes (default: all cores)")
-    prepare.add_argument("--image-size", type=positive_int, default=None,
+    prepare.add_argument("--image-size", type=bounded_int(MAX_IMAGE_SIZE), default=None,
                          help="resize every image to SIZE x SIZE (default: keep; all images "
                               "must then have one size)")
     prepare.add_argument("--no-progress", action="store_true", help="no progress bar")
@@ -89,7 +89,7 @@ def run_prepare(args: argparse.Namespace) -> int:
                                  progress=not args.no_progress, image_size=args.image_size)
         for warning in caught:
             print(f"warning: {warning.message}")
-        decoded = load_cache(path)
+        decoded = load_cache(path, verify=False)  # prepare_cache verified it
         size = path.stat().st_size / 2**20
         skipped = f", skipped {len(decoded.skipped)} unreadable" if decoded.skipped else ""
         print(f"{split}: {len(decoded)} images {tuple(decoded.images.shape[1:])}, "

@@ -4,7 +4,14 @@ from __future__ import annotations
 
 import argparse
 
-from .common import positive_float, positive_int
+from .common import (
+    MAX_INPUT_SIZE,
+    MAX_NUM_CLASSES,
+    MAX_WIDTH,
+    bounded_float,
+    bounded_int,
+    positive_int,
+)
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -29,11 +36,13 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     summary.add_argument("model", choices=sorted(MODELS), metavar="MODEL",
                          help=f"one of: {', '.join(sorted(MODELS))}")
-    summary.add_argument("--input-size", type=positive_int, default=224,
+    summary.add_argument("--input-size", default=224,
+                         type=bounded_int(MAX_INPUT_SIZE, "larger inputs need gigabytes of "
+                                          "activations"),
                          help="square input size in pixels (default 224)")
-    summary.add_argument("--width", type=positive_float, default=1.0,
+    summary.add_argument("--width", type=bounded_float(MAX_WIDTH), default=1.0,
                          help="width multiplier (default 1.0)")
-    summary.add_argument("--num-classes", type=positive_int, default=1000,
+    summary.add_argument("--num-classes", type=bounded_int(MAX_NUM_CLASSES), default=1000,
                          help="classifier outputs (default 1000)")
     summary.add_argument("--total-stride", type=int, choices=(8, 16, 32), default=32,
                          help="32 = paper; 16 for 64x64 inputs; 8 for 32x32 inputs")

@@ -4,19 +4,24 @@ File layout (native byte order, recorded in the trailer)::
 
     images  uint8  N x 3 x H x W   at offset 0
     labels  int64  N               right after the images
-    trailer UTF-8 JSON metadata (classes, class names, source fingerprint, ...)
+    trailer UTF-8 JSON metadata (classes, class names, source fingerprint, checksums, ...)
     8 bytes little-endian length of the JSON, then the 8-byte end marker b"MCNNCACH"
 
-The end marker is written last (to a temporary name that is then renamed), so a truncated or
+The file is written under a temporary name that is renamed when complete, so a truncated or
 half-written file is detected by :func:`load_cache` and rebuilt by :func:`prepare_cache`.
+The trailer holds a CRC-32 of every 4 MiB block of the image area and of the label area;
+:func:`load_cache` verifies them (about 1 GB/s: docs/data.md) and checks every label is a
+class index, so a damaged cache is an error naming the file, never silently used.
 """
 
 from __future__ import annotations
 
+import errno
 import json
 import os
 import sys
 import warnings
+import zlib
 from array import array
 from collections.abc import Sequence
 from concurrent.futures import FIRST_EXCEPTION, Future, ProcessPoolExecutor, wait
@@ -26,6 +31,7 @@ from typing import Any
 
 import torch
 
+from ..fileio import atomic_path, clean_stale_temps
 from ._deps import tqdm_bar
 from .tinyimagenet import SPLITS, CorruptImageError, TinyImageNet, _open_rgb, resolve_root
 
@@ -37,13 +43,18 @@ __all__ = [
     "load_cache",
     "prepare_cache",
     "read_cache_info",
+    "verify_cache",
 ]
 
 CACHE_DIRNAME = ".mobilecnn_cache"
 """The folder under a data root holding its caches: the only thing mobilecnn writes there."""
 END_MARKER = b"MCNNCACH"
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
+"""2: per-block CRC-32 checksums in the trailer (version 1 caches are rebuilt)."""
+CHECKSUM_BLOCK = 4 * 2**20
 _TRAILER_TAIL = 16  # JSON length (8 bytes) + end marker (8 bytes)
+_UNWRITABLE = (errno.EACCES, errno.EPERM, errno.EROFS)
+_FULL = (errno.ENOSPC, errno.EDQUOT)
 
 
 class CacheError(ValueError):
@@ -117,7 +128,8 @@ def read_cache_info(path: str | os.PathLike[str]) -> dict[str, Any]:
             raise CacheError(broken) from None
     if info.get("format_version") != FORMAT_VERSION:
         raise CacheError(f"cache file {path} has format version {info.get('format_version')}, "
-                         f"this mobilecnn reads {FORMAT_VERSION}; run `mobilecnn prepare` again")
+                         f"this mobilecnn reads {FORMAT_VERSION}; run `mobilecnn prepare` again "
+                         "(it rebuilds the cache)")
     expected = count * channels * height * width + 8 * count + json_length + _TRAILER_TAIL
     if expected != size:
         raise CacheError(f"{broken} (size {size} bytes, expected {expected})")
@@ -127,11 +139,70 @@ def read_cache_info(path: str | os.PathLike[str]) -> dict[str, Any]:
     return info
 
 
-def load_cache(path: str | os.PathLike[str]) -> DecodedSplit:
+def _block_checksums(path: Path, length: int) -> list[int]:
+    """CRC-32 of each ``CHECKSUM_BLOCK`` bytes of the first ``length`` bytes of ``path``."""
+    sums: list[int] = []
+    buffer = bytearray(CHECKSUM_BLOCK)
+    view = memoryview(buffer)
+    with path.open("rb", buffering=0) as file:
+        remaining = length
+        while remaining > 0:
+            want = min(CHECKSUM_BLOCK, remaining)
+            got = file.readinto(view[:want])
+            if not got:
+                break
+            while got < want:  # short reads
+                more = file.readinto(view[got:want])
+                if not more:
+                    break
+                got += more
+            sums.append(zlib.crc32(view[:got]))
+            remaining -= got
+    return sums
+
+
+def verify_cache(path: str | os.PathLike[str], info: dict[str, Any] | None = None) -> None:
+    """Check the image and label checksums of a cache; raises :class:`CacheError` naming the
+    damaged part."""
+    path = Path(path)
+    info = read_cache_info(path) if info is None else info
+    count = int(info["count"])
+    image_bytes = count * int(info["channels"]) * int(info["height"]) * int(info["width"])
+    expected = info.get("image_crc32")
+    label_crc = info.get("label_crc32")
+    if not isinstance(expected, list) or not isinstance(label_crc, int):
+        raise CacheError(f"cache file {path} has no checksums; run `mobilecnn prepare` again")
+    actual = _block_checksums(path, image_bytes)
+    for index, (want, got) in enumerate(zip(expected, actual, strict=False)):
+        if want != got:
+            slot = image_bytes // count if count else 1
+            first = index * CHECKSUM_BLOCK // slot
+            last = min(count, ((index + 1) * CHECKSUM_BLOCK - 1) // slot + 1) - 1
+            raise CacheError(
+                f"cache file {path} is damaged: checksum mismatch in the images "
+                f"{first}-{last} (block {index}); delete it and run `mobilecnn prepare` "
+                "(prepare_cache rebuilds it)")
+    if len(actual) != len(expected):
+        raise CacheError(f"cache file {path} is damaged (image area size); delete it and run "
+                         "`mobilecnn prepare`")
+    with path.open("rb") as file:
+        file.seek(image_bytes)
+        if zlib.crc32(file.read(8 * count)) != label_crc:
+            raise CacheError(f"cache file {path} is damaged: checksum mismatch in the labels; "
+                             "delete it and run `mobilecnn prepare` (prepare_cache rebuilds it)")
+
+
+def load_cache(path: str | os.PathLike[str], verify: bool = True) -> DecodedSplit:
     """Open a cache made by :func:`prepare_cache`: images memory-mapped (copy-on-write, the file
-    is never modified), labels read into memory."""
+    is never modified), labels read into memory.
+
+    ``verify`` checks the block checksums first (reads the whole file once, about 1 GB/s);
+    every label is always checked to be a class index (-1 only in the test split).
+    """
     path = Path(path)
     info = read_cache_info(path)
+    if verify:
+        verify_cache(path, info)
     count, channels, height, width = (info[k] for k in ("count", "channels", "height", "width"))
     image_bytes = count * channels * height * width
     flat = torch.from_file(str(path), shared=False, size=image_bytes, dtype=torch.uint8)
@@ -139,6 +210,12 @@ def load_cache(path: str | os.PathLike[str]) -> DecodedSplit:
         file.seek(image_bytes)
         label_bytes = file.read(8 * count)
     labels = torch.frombuffer(bytearray(label_bytes), dtype=torch.int64)
+    lowest = -1 if info.get("split") == "test" else 0
+    if count and (int(labels.min()) < lowest or int(labels.max()) >= len(info["classes"])):
+        raise CacheError(
+            f"cache file {path} is damaged: labels outside 0..{len(info['classes']) - 1} "
+            f"(found {int(labels.min())}..{int(labels.max())}); delete it and run "
+            "`mobilecnn prepare`")
     return DecodedSplit(
         images=flat.view(count, channels, height, width),
         labels=labels,
@@ -224,13 +301,15 @@ def prepare_cache(
     workers = _default_workers() if num_workers is None else int(num_workers)
     if workers < 1:
         raise ValueError(f"num_workers must be >= 1 (or None for all cores), got {num_workers!r}")
-    dataset = TinyImageNet(root, split)
+    dataset = TinyImageNet(root, split, skip_bad=skip_bad)
     assert dataset.root is not None
     fingerprint = f"v{FORMAT_VERSION}:size={image_size}:{dataset.fingerprint()}"
     path = cache_path(dataset.root, split, cache_dir, image_size)
     if path.exists():
         try:
             info = read_cache_info(path)
+            if info.get("fingerprint") == fingerprint:
+                verify_cache(path, info)
         except CacheError as error:
             warnings.warn(f"{error}: rebuilding it", stacklevel=2)
         else:
@@ -243,10 +322,17 @@ def prepare_cache(
                 return path
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
+        clean_stale_temps(path.parent)  # temporary caches of killed runs
         _write_cache(dataset, path, fingerprint, skip_bad, workers, progress, image_size)
-    except PermissionError as error:
-        raise CacheError(f"cannot write the cache {path}: {error.strerror}; pass cache_dir= "
-                         "(--cache-dir) to put it in a writable folder") from None
+    except OSError as error:
+        if error.errno in _UNWRITABLE:
+            raise CacheError(f"cannot write the cache {path}: {error.strerror}; pass "
+                             "cache_dir= (--cache-dir) to put it in a writable folder") from None
+        if error.errno in _FULL:
+            raise CacheError(f"cannot write the cache {path}: {error.strerror}; free some "
+                             "space or pass cache_dir= (--cache-dir) on another disk (nothing "
+                             "was left behind)") from None
+        raise
     return path
 
 
@@ -262,9 +348,8 @@ def _write_cache(dataset: TinyImageNet, path: Path, fingerprint: str, skip_bad: 
     paths = [str(sample_path) for sample_path, _ in dataset.samples]
     chunk_size = max(16, min(512, count // (workers * 8) or 1))
     ranges = [(start, paths[start:start + chunk_size]) for start in range(0, count, chunk_size)]
-    temporary = path.with_name(f"{path.name}.tmp-{os.getpid()}")
     bad: list[int] = []
-    try:
+    with atomic_path(path) as temporary:
         with temporary.open("wb") as file:
             file.truncate(count * slot)
         bar = tqdm_bar(progress, total=count, desc=f"decoding {dataset.split}", unit="img")
@@ -294,27 +379,75 @@ def _write_cache(dataset: TinyImageNet, path: Path, fingerprint: str, skip_bad: 
             "source": str(dataset.root), "fingerprint": fingerprint,
             "classes": dataset.classes, "class_names": dataset.class_names, "skipped": skipped,
         }
-        trailer = json.dumps(info).encode("utf-8")
-        with temporary.open("r+b") as file:
-            file.seek(kept * slot)
-            file.truncate()
-            file.write(array("q", labels).tobytes())
-            file.write(trailer)
-            file.write(len(trailer).to_bytes(8, "little"))
-            file.write(END_MARKER)
-        os.replace(temporary, path)
-    finally:
-        temporary.unlink(missing_ok=True)
+        _finish_cache_file(temporary, kept * slot, array("q", labels).tobytes(), info)
     if bad:
         shown = ", ".join(skipped[:3]) + (", ..." if len(skipped) > 3 else "")
         warnings.warn(f"skipped {len(bad)} unreadable image(s) of split {dataset.split!r} "
                       f"under {dataset.root}: {shown}", stacklevel=3)
 
 
+def _die_with_parent(parent: int) -> None:
+    """Worker initializer: end this worker when the parent dies, even by SIGKILL (Linux).
+
+    Forked workers hold both ends of the task pipe, so they would otherwise wait forever.
+    """
+    try:
+        import ctypes
+        import signal
+
+        libc = ctypes.CDLL(None, use_errno=True)
+        pr_set_pdeathsig = 1
+        libc.prctl(pr_set_pdeathsig, signal.SIGKILL, 0, 0, 0)
+    except (OSError, AttributeError):  # pragma: no cover - not Linux
+        return
+    if os.getppid() != parent:  # the parent died before prctl took effect
+        os._exit(1)
+
+
+def _finish_cache_file(path: Path, image_bytes: int, label_bytes: bytes,
+                       info: dict[str, Any]) -> None:
+    """Cut ``path`` after its image area, then append labels, checksums and the trailer."""
+    info["block_bytes"] = CHECKSUM_BLOCK
+    info["image_crc32"] = _block_checksums(path, image_bytes)
+    info["label_crc32"] = zlib.crc32(label_bytes)
+    trailer = json.dumps(info).encode("utf-8")
+    with path.open("r+b") as file:
+        file.seek(image_bytes)
+        file.truncate()
+        file.write(label_bytes)
+        file.write(trailer)
+        file.write(len(trailer).to_bytes(8, "little"))
+        file.write(END_MARKER)
+
+
+def write_decoded_cache(path: str | os.PathLike[str], images: torch.Tensor,
+                        labels: torch.Tensor, classes: Sequence[str], split: str = "train",
+                        class_names: Sequence[str] | None = None) -> Path:
+    """Write already decoded ``uint8 (N, 3, H, W)`` images and their labels as a cache file
+    that :func:`load_cache` reads (atomically; for tests and benchmarks)."""
+    path = Path(path)
+    if images.dtype != torch.uint8 or images.dim() != 4 or images.shape[0] != labels.numel():
+        raise ValueError("images must be uint8 (N, 3, H, W) with one label each")
+    count, channels, height, width = images.shape
+    info = {"format": "mobilecnn-decoded-cache", "format_version": FORMAT_VERSION,
+            "count": count, "channels": channels, "height": height, "width": width,
+            "byteorder": sys.byteorder, "split": split, "layout": "tensors", "source": "",
+            "fingerprint": "", "classes": list(classes),
+            "class_names": list(class_names if class_names is not None else classes),
+            "skipped": []}
+    with atomic_path(path) as temporary:
+        with temporary.open("wb") as file:
+            file.write(images.contiguous().numpy().tobytes())
+        _finish_cache_file(temporary, images.numel(),
+                           labels.to(torch.int64).contiguous().numpy().tobytes(), info)
+    return path
+
+
 def _decode_in_processes(ranges: list[tuple[int, list[str]]], args: tuple[Any, ...],
                          workers: int, bar: Any) -> list[int]:
     bad: list[int] = []
-    with ProcessPoolExecutor(max_workers=workers) as pool:
+    with ProcessPoolExecutor(max_workers=workers, initializer=_die_with_parent,
+                             initargs=(os.getpid(),)) as pool:
         pending: set[Future[list[int]]] = set()
         sizes: dict[Future[list[int]], int] = {}
         for start, chunk in ranges:

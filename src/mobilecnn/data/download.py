@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import http.client
 import os
+import re
 import shutil
 import stat
 import tempfile
@@ -57,11 +58,12 @@ def download_tiny_imagenet(
                             "val/val_annotations.txt); move it away and download again")
     created_root = not root.exists()
     root.mkdir(parents=True, exist_ok=True)
-    archive_fd, archive_name = tempfile.mkstemp(prefix=f".{DATASET_DIRNAME}.", suffix=".zip.part",
-                                                dir=root)
+    _remove_stale_downloads(root)
+    prefix = f".{DATASET_DIRNAME}.{os.getpid()}."  # the pid lets a later run clean up after a kill
+    archive_fd, archive_name = tempfile.mkstemp(prefix=prefix, suffix=".zip.part", dir=root)
     os.close(archive_fd)
     archive = Path(archive_name)
-    staging = Path(tempfile.mkdtemp(prefix=f".{DATASET_DIRNAME}.", suffix=".partial", dir=root))
+    staging = Path(tempfile.mkdtemp(prefix=prefix, suffix=".partial", dir=root))
     try:
         digest = _fetch(url, archive, progress, timeout)
         if md5 is not None and digest != md5.lower():
@@ -76,6 +78,28 @@ def download_tiny_imagenet(
         if created_root and not any(root.iterdir()):
             root.rmdir()
     return target
+
+
+_STALE = re.compile(rf"^\.{re.escape(DATASET_DIRNAME)}\.(?P<pid>\d+)\..*\.(zip\.part|partial)$")
+
+
+def _remove_stale_downloads(root: Path) -> None:
+    """Delete the archive and staging folder of a download whose process was killed."""
+    for entry in root.iterdir():
+        match = _STALE.match(entry.name)
+        if match is None or int(match["pid"]) == os.getpid():
+            continue
+        try:
+            os.kill(int(match["pid"]), 0)
+            continue  # still running
+        except ProcessLookupError:
+            pass
+        except PermissionError:
+            continue
+        if entry.is_dir():
+            shutil.rmtree(entry, ignore_errors=True)
+        else:
+            entry.unlink(missing_ok=True)
 
 
 def _fetch(url: str, destination: Path, progress: bool, timeout: float) -> str:

@@ -8,7 +8,8 @@ from __future__ import annotations
 
 import hashlib
 import os
-from collections import Counter
+import warnings
+from collections import Counter, defaultdict
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, Literal
@@ -195,6 +196,12 @@ class TinyImageNet(ImageFolderSplit):
     ``class_names`` are the human names from ``words.txt`` (first match per wnid), else the
     folder names. ``dataset[i]`` is ``(uint8 3 x H x W RGB tensor, label)`` or
     ``(transform(image), label)``.
+
+    The annotations are checked: a val image listed twice (with different labels or not), an
+    image without an annotation line, an annotation naming a missing image and a class without
+    images (in train, and in the official val split) are errors naming the count and the first
+    cases. ``skip_bad=True`` leaves such samples out instead (empty classes stay) and reports
+    the counts in a warning.
     """
 
     def __init__(
@@ -203,6 +210,7 @@ class TinyImageNet(ImageFolderSplit):
         split: str = "train",
         transform: Callable[[torch.Tensor], Any] | None = None,
         download: bool = False,
+        skip_bad: bool = False,
     ) -> None:
         if split not in SPLITS:
             raise ValueError(f"split must be one of {SPLITS}, got {split!r}")
@@ -210,9 +218,10 @@ class TinyImageNet(ImageFolderSplit):
             root = _download_if_missing(Path(root).expanduser())
         data_root = resolve_root(root)
         self.split: str = split
+        issues = _Issues(data_root, split, skip_bad)
         if (data_root / "wnids.txt").is_file():
             self.layout: Layout = "official"
-            samples, classes, class_names = _scan_official(data_root, split)
+            samples, classes, class_names = _scan_official(data_root, split, issues)
         elif (data_root / "train").is_dir() or (data_root / split).is_dir():
             self.layout = "folders"
             samples, classes, class_names = _scan_folders(data_root, split)
@@ -223,6 +232,12 @@ class TinyImageNet(ImageFolderSplit):
             )
         if not samples:
             raise ValueError(f"no images found for split {split!r} under {data_root}")
+        if split == "train" or (split == "val" and self.layout == "official"):
+            # (a class-folder val split may cover only some classes)
+            counts = Counter(label for _, label in samples)
+            issues.add("class(es) without any image", [
+                name for index, name in enumerate(classes) if not counts[index]])
+        issues.report()
         super().__init__(samples, classes, class_names, transform, root=data_root)
 
     def __repr__(self) -> str:
@@ -239,7 +254,77 @@ def _download_if_missing(root: Path) -> Path:
     return download_tiny_imagenet(parent)
 
 
-def _scan_official(root: Path, split: str) -> tuple[list[tuple[Path, int]], list[str], list[str]]:
+class _Issues:
+    """Problems found while scanning a split: an error, or with ``skip_bad`` one warning."""
+
+    def __init__(self, root: Path, split: str, skip_bad: bool) -> None:
+        self.where = f"split {split!r} of {root}"
+        self.skip_bad = skip_bad
+        self.found: list[tuple[str, list[str]]] = []
+
+    def add(self, what: str, examples: list[str]) -> None:
+        if examples:
+            self.found.append((what, examples))
+
+    def report(self) -> None:
+        if not self.found:
+            return
+        parts = "; ".join(f"{len(examples)} {what} (e.g. {', '.join(examples[:3])})"
+                          for what, examples in self.found)
+        if not self.skip_bad:
+            raise ValueError(f"inconsistent data in {self.where}: {parts}; fix the data, or "
+                             "pass skip_bad=True (--skip-bad) to leave such images out")
+        warnings.warn(f"data problems in {self.where}, left out (--skip-bad): {parts}",
+                      stacklevel=3)
+
+
+def _scan_val_annotations(root: Path, wnids_name: str, index: dict[str, int],
+                          issues: _Issues) -> list[tuple[Path, int]]:
+    """``val/images`` labelled by ``val/val_annotations.txt``, after consistency checks."""
+    annotations = root / "val" / "val_annotations.txt"
+    if not annotations.is_file():
+        raise FileNotFoundError(
+            f"{annotations} is missing: the val labels come from it; {_how_to_get_data(root)}"
+        )
+    images = root / "val" / "images"
+    present = {entry.name for entry in os.scandir(images)} if images.is_dir() else set()
+    labels: dict[str, set[int]] = defaultdict(set)
+    lines: Counter[str] = Counter()
+    text = annotations.read_text(encoding="utf-8", errors="replace")
+    for line_no, line in enumerate(text.splitlines(), start=1):
+        if not line.strip():
+            continue
+        fields = line.split("\t")
+        if len(fields) < 2:
+            raise ValueError(f"{annotations}, line {line_no}: expected "
+                             f"'<file>\\t<wnid>\\t...', got {line!r}")
+        name, wnid = fields[0].strip(), fields[1].strip()
+        if wnid not in index:
+            raise ValueError(f"{annotations}, line {line_no}: unknown class {wnid!r} "
+                             f"(not in {wnids_name}) for image {name}")
+        labels[name].add(index[wnid])
+        lines[name] += 1
+    missing = [name for name in labels if name not in present]
+    if missing and not issues.skip_bad:
+        raise FileNotFoundError(f"{annotations}: image {images / missing[0]} does not exist "
+                                f"({len(missing)} annotated images missing); the data set is "
+                                "incomplete")
+    issues.add("annotated image(s) missing from val/images", missing)
+    conflicting = sorted(name for name, found in labels.items() if len(found) > 1)
+    issues.add("image(s) annotated with different classes", conflicting)
+    repeated = sorted(name for name, count in lines.items()
+                      if count > 1 and len(labels[name]) == 1)
+    issues.add("image(s) annotated more than once", repeated)
+    unlabelled = sorted(name for name in present
+                        if name not in labels and _is_image(name))
+    issues.add("image(s) in val/images without an annotation line", unlabelled)
+    dropped = set(missing) | set(conflicting)
+    return [(images / name, next(iter(labels[name]))) for name in labels  # file order
+            if name not in dropped]
+
+
+def _scan_official(root: Path, split: str, issues: _Issues
+                   ) -> tuple[list[tuple[Path, int]], list[str], list[str]]:
     wnids_file = root / "wnids.txt"
     wnids = [line.strip() for line in wnids_file.read_text(encoding="utf-8").splitlines()]
     wnids = [wnid for wnid in wnids if wnid]
@@ -264,30 +349,7 @@ def _scan_official(root: Path, split: str) -> tuple[list[tuple[Path, int]], list
                 )
             samples.extend((path, index[wnid]) for path in _images_in(folder, recursive=False))
     elif split == "val":
-        annotations = root / "val" / "val_annotations.txt"
-        if not annotations.is_file():
-            raise FileNotFoundError(
-                f"{annotations} is missing: the val labels come from it; "
-                f"{_how_to_get_data(root)}"
-            )
-        images = root / "val" / "images"
-        present = {entry.name for entry in os.scandir(images)} if images.is_dir() else set()
-        text = annotations.read_text(encoding="utf-8", errors="replace")
-        for line_no, line in enumerate(text.splitlines(), start=1):
-            if not line.strip():
-                continue
-            fields = line.split("\t")
-            if len(fields) < 2:
-                raise ValueError(f"{annotations}, line {line_no}: expected "
-                                 f"'<file>\\t<wnid>\\t...', got {line!r}")
-            name, wnid = fields[0].strip(), fields[1].strip()
-            if wnid not in index:
-                raise ValueError(f"{annotations}, line {line_no}: unknown class {wnid!r} "
-                                 f"(not in {wnids_file.name}) for image {name}")
-            if name not in present:
-                raise FileNotFoundError(f"{annotations}, line {line_no}: image {images / name} "
-                                        "does not exist; the data set is incomplete")
-            samples.append((images / name, index[wnid]))
+        samples = _scan_val_annotations(root, wnids_file.name, index, issues)
     else:
         folder = root / "test" / "images"
         if not folder.is_dir():

@@ -6,16 +6,26 @@
 
 from __future__ import annotations
 
-from .checkpoints import CheckpointError, load_checkpoint, load_model, save_checkpoint
+from .checkpoints import (
+    Checkpoint,
+    CheckpointError,
+    load_checkpoint,
+    load_model,
+    save_checkpoint,
+)
 from .config import TrainConfig, demo_config
-from .loop import TrainingInterrupted, TrainResult, autocast_dtype, evaluate, train
+from .evaluation import evaluate
+from .loop import TrainingDiverged, TrainingInterrupted, TrainResult, train
 from .metrics import SplitMetrics, topk_correct
+from .precision import autocast_dtype
 
 __all__ = [
+    "Checkpoint",
     "CheckpointError",
     "SplitMetrics",
     "TrainConfig",
     "TrainResult",
+    "TrainingDiverged",
     "TrainingInterrupted",
     "autocast_dtype",
     "demo_config",
