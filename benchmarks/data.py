@@ -6,6 +6,7 @@
 (c) for reference: jpeg_loader (per-image decoding in workers) + BatchAugment on the batch
 
     python benchmarks/data.py --images 20000 --out /tmp/mobilecnn-bench
+    python benchmarks/data.py --images 20000 --device cuda   # (a) augments on the GPU
 
 Everything is measured in this one run; ratios are against (b) with the same crop.
 """
@@ -86,9 +87,17 @@ class PILAugmentDataset(Dataset[tuple[torch.Tensor, int]]):
 def timed(
     batches: Iterable[tuple[torch.Tensor, torch.Tensor]],
     step: Callable[[torch.Tensor], torch.Tensor] | None = None,
+    device: torch.device | None = None,
 ) -> tuple[int, float]:
     """Images and seconds of one pass over ``batches`` (applying ``step`` to each batch),
-    timed from the first batch on so worker start-up is not counted."""
+    timed from the first batch on so worker start-up is not counted. With a CUDA ``device``
+    each batch is copied there first and the clock stops after the device is idle."""
+    if device is not None and step is not None:
+        on_host = step
+
+        def step(images: torch.Tensor) -> torch.Tensor:
+            return on_host(images.to(device, non_blocking=True))
+
     iterator = iter(batches)
     first_images, _ = next(iterator)
     if step is not None:
@@ -99,6 +108,8 @@ def timed(
         out = step(images) if step is not None else images
         count += int(out.shape[0])
         assert labels.shape[0] == out.shape[0]
+    if device is not None and device.type == "cuda":
+        torch.cuda.synchronize(device)
     return count, time.perf_counter() - start
 
 
@@ -114,10 +125,13 @@ def main() -> int:
                         help="DataLoader/prepare workers (default: all cores)")
     parser.add_argument("--threads", type=int, default=None,
                         help="torch threads for (a) (default: measure 1 and torch's default)")
+    parser.add_argument("--device", default="cpu",
+                        help="where (a) runs its batch augmentation: cpu (default) or cuda")
     parser.add_argument("--repeats", type=int, default=2,
                         help="passes per fast pipeline; the best is reported (default 2)")
     args = parser.parse_args()
     workers = args.workers or len(os.sched_getaffinity(0))
+    device = torch.device(args.device)
     out = args.out or Path(tempfile.mkdtemp(prefix="mobilecnn-bench-"))
     classes = 10
     per_class = math.ceil(args.images / classes)
@@ -146,17 +160,18 @@ def main() -> int:
     for crop in ("pad", "resized"):
         augment = BatchAugment(train=True, crop=crop)
         loader = CachedBatchLoader(split.images, split.labels, args.batch_size, seed=0)
-        generator = torch.Generator().manual_seed(0)
+        generator = torch.Generator(device=device).manual_seed(0)
         for threads in thread_counts:
             torch.set_num_threads(threads)
             best = None
             for epoch in range(args.repeats):
                 loader.set_epoch(epoch)
-                result = timed(loader, functools.partial(augment, generator=generator))
+                result = timed(loader, functools.partial(augment, generator=generator),
+                               device=device)
                 best = result if best is None or result[1] < best[1] else best
             assert best is not None
-            rows.append((crop, f"(a) cache + CachedBatchLoader + BatchAugment, {threads} "
-                               f"thread{'s' if threads > 1 else ''}", *best))
+            rows.append((crop, f"(a) cache + CachedBatchLoader + BatchAugment on {device.type}, "
+                               f"{threads} thread{'s' if threads > 1 else ''}", *best))
         torch.set_num_threads(default_threads)
 
         baseline = DataLoader(PILAugmentDataset(dataset.samples, crop), args.batch_size,
