@@ -8,17 +8,35 @@ from __future__ import annotations
 
 from .checkpoints import CheckpointError, load_checkpoint, load_model, save_checkpoint
 from .config import TrainConfig, demo_config
+from .distill import distillation_loss, load_teacher, parse_teacher_spec
+from .ema import ModelEma, ema_decay_at
+from .finetune import layerwise_lr_groups, load_init
 from .loop import TrainingInterrupted, TrainResult, autocast_dtype, evaluate, train
 from .metrics import SplitMetrics, topk_correct
+from .mixup import MixupCutmix, smooth_one_hot, soft_target_cross_entropy
+from .recipes import RECIPES, Recipe, get_recipe
 
 __all__ = [
+    "RECIPES",
     "CheckpointError",
+    "MixupCutmix",
+    "ModelEma",
+    "Recipe",
     "SplitMetrics",
     "TrainConfig",
     "TrainResult",
     "TrainingInterrupted",
     "autocast_dtype",
     "demo_config",
+    "distillation_loss",
+    "ema_decay_at",
+    "get_recipe",
+    "layerwise_lr_groups",
+    "load_init",
+    "load_teacher",
+    "parse_teacher_spec",
+    "smooth_one_hot",
+    "soft_target_cross_entropy",
     "evaluate",
     "load_checkpoint",
     "load_model",
