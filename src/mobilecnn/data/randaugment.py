@@ -85,7 +85,7 @@ class _BatchPolicy:
         count, _, height, width = images.shape
         table = _magnitude_table(self.wide, self.num_magnitude_bins, height, width)
         integer = images.dtype == torch.uint8
-        batch = images.float()
+        batch = images.to(torch.float32, copy=True)  # a private copy: changed in place below
         for _ in range(self._rounds()):
             ops = _draw(generator, "int", count, len(AUGMENT_OPS))
             bins = self._bins(count, generator)
@@ -159,12 +159,14 @@ def apply_op(images: torch.Tensor, op: str, magnitude: float | torch.Tensor) -> 
     count = images.shape[0]
     ops = torch.full((count,), AUGMENT_OPS.index(op), dtype=torch.long)
     magnitudes = torch.as_tensor(magnitude, dtype=torch.float64).expand(count).clone()
-    return _apply_round(images.float(), ops, magnitudes, True).clamp_(0, 255).to(torch.uint8)
+    batch = images.to(torch.float32, copy=True)
+    return _apply_round(batch, ops, magnitudes, True).clamp_(0, 255).to(torch.uint8)
 
 
 def _apply_round(batch: torch.Tensor, ops: torch.Tensor, magnitudes: torch.Tensor,
                  integer: bool) -> torch.Tensor:
-    """Apply ``ops[i]`` with ``magnitudes[i]`` to image ``i`` (float 0..255 batch)."""
+    """Apply ``ops[i]`` with ``magnitudes[i]`` to image ``i`` of the float 0..255 ``batch``,
+    in place."""
     device = batch.device
     geometric = torch.tensor([int(op) in GEOMETRIC for op in ops.tolist()])
     groups: list[tuple[int | str, torch.Tensor]] = []
@@ -172,9 +174,6 @@ def _apply_round(batch: torch.Tensor, ops: torch.Tensor, magnitudes: torch.Tenso
         groups.append(("geometric", geometric.nonzero().flatten()))
     for op in sorted(set(ops.tolist()) - GEOMETRIC - {0}):
         groups.append((op, (ops == op).nonzero().flatten()))
-    if not groups:
-        return batch
-    batch = batch.clone()
     for op, index in groups:
         index_device = index.to(device)
         subset = batch.index_select(0, index_device)
@@ -210,13 +209,17 @@ def _geometric(images: torch.Tensor, ops: torch.Tensor, magnitudes: torch.Tensor
     # inverse map (output -> input) [[d, -b, e], [-c, a, f]] in centred pixel coordinates
     e = d * (-centre_x - translate_x) - b * (-centre_y - translate_y) + centre_x
     f = -c * (-centre_x - translate_x) + a * (-centre_y - translate_y) + centre_y
+    # the grid in grid_sample's [-1, 1] coordinates: one batched matrix product
+    theta = torch.stack([torch.stack([d, -b, e], 1) / (width / 2),
+                         torch.stack([-c, a, f], 1) / (height / 2)], 1)  # N x 2 x 3
     xs = torch.arange(width, dtype=torch.float64) - width / 2 + 0.5
     ys = torch.arange(height, dtype=torch.float64) - height / 2 + 0.5
-    x, y = xs.view(1, 1, -1), ys.view(1, -1, 1)
-    source_x = d.view(-1, 1, 1) * x - b.view(-1, 1, 1) * y + e.view(-1, 1, 1)
-    source_y = -c.view(-1, 1, 1) * x + a.view(-1, 1, 1) * y + f.view(-1, 1, 1)
-    grid = torch.stack([source_x / (width / 2), source_y / (height / 2)], dim=-1)
-    return F.grid_sample(images, grid.to(images.device, torch.float32), mode="nearest",
+    points = torch.stack([xs.view(1, -1).expand(height, width), ys.view(-1, 1).expand(
+        height, width), torch.ones(height, width, dtype=torch.float64)], -1)  # H x W x 3
+    device = images.device
+    grid = torch.matmul(points.to(device, torch.float32).view(1, height * width, 3),
+                        theta.to(device, torch.float32).transpose(1, 2))
+    return F.grid_sample(images, grid.view(count, height, width, 2), mode="nearest",
                          padding_mode="zeros", align_corners=False)
 
 
