@@ -26,8 +26,9 @@ from torch import nn
 
 from mobilecnn import create_model, param_count
 from mobilecnn.data import TINYIMAGENET_MEAN, TINYIMAGENET_STD, BatchAugment
-from mobilecnn.train.loop import autocast_dtype
 from mobilecnn.train.optim import build_optimizer
+from mobilecnn.train.precision import autocast_dtype
+from mobilecnn.train.step import TrainStep, train_step
 
 TINYIMAGENET_TRAIN_IMAGES = 100_000
 
@@ -51,32 +52,27 @@ def sync(device: torch.device) -> None:
 def mobilecnn_step(
     num_classes: int, batch: int, device: torch.device, precision: str, channels_last: bool,
 ) -> tuple[Callable[[], None], nn.Module, torch.dtype | None]:
-    """One training step as `mobilecnn train` runs it: uint8 batch -> BatchAugment on the
-    device -> (channels_last) -> autocast forward -> label-smoothed loss -> SGD step."""
+    """One training step as `mobilecnn train` runs it (the same ``train_step`` function):
+    uint8 batch -> BatchAugment on the device -> (channels_last) -> autocast forward ->
+    label-smoothed loss -> SGD step."""
     model = create_model("mobilenet_v2", num_classes=num_classes, total_stride=16).to(device)
     if channels_last:
         model = model.to(memory_format=torch.channels_last)
     optimizer = build_optimizer(model, "sgd", lr=0.01, weight_decay=1e-4)
     dtype = autocast_dtype(precision, device)
-    scaler = torch.amp.GradScaler(device.type, enabled=dtype == torch.float16)
-    criterion = nn.CrossEntropyLoss(label_smoothing=0.1)
-    augment = BatchAugment(train=True, crop="pad", flip=True, mean=TINYIMAGENET_MEAN,
-                           std=TINYIMAGENET_STD)
-    generator = torch.Generator().manual_seed(0)
+    parts = TrainStep(
+        model=model, forward=model, optimizer=optimizer, scheduler=None,
+        scaler=torch.amp.GradScaler(device.type, enabled=dtype == torch.float16),
+        criterion=nn.CrossEntropyLoss(label_smoothing=0.1),
+        augment=BatchAugment(train=True, crop="pad", flip=True, mean=TINYIMAGENET_MEAN,
+                             std=TINYIMAGENET_STD),
+        generator=torch.Generator().manual_seed(0), dtype=dtype, device=device,
+        channels_last=channels_last)
     images = torch.randint(0, 256, (batch, 3, 64, 64), dtype=torch.uint8, device=device)
     labels = torch.randint(0, num_classes, (batch,), device=device)
 
     def step() -> None:
-        inputs = augment(images, generator=generator)
-        if channels_last:
-            inputs = inputs.contiguous(memory_format=torch.channels_last)
-        with torch.autocast(device.type, dtype=dtype or torch.float32, enabled=dtype is not None):
-            logits = model(inputs)
-        loss = criterion(logits.float(), labels)
-        optimizer.zero_grad(set_to_none=True)
-        scaler.scale(loss).backward()
-        scaler.step(optimizer)
-        scaler.update()
+        train_step(parts, images, labels)
 
     return step, model, dtype
 

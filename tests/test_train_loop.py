@@ -13,6 +13,7 @@ import torch
 from mobilecnn.train import TrainConfig, TrainingInterrupted, autocast_dtype, evaluate, train
 from mobilecnn.train.checkpoints import CheckpointError, load_checkpoint, load_model
 from mobilecnn.train.metrics import read_metrics
+from mobilecnn.train.signals import TrainHooks
 
 TIMING_KEYS = {"epoch_seconds", "images_per_second"}
 
@@ -108,9 +109,9 @@ def test_same_seed_same_run_bit_for_bit(reference, tmp_path: Path) -> None:
 
 
 def test_interrupted_and_resumed_ends_identically(reference, tmp_path: Path) -> None:
-    config = tiny_config(tmp_path / "run", interrupt_after_steps=6)  # 4 steps per epoch
+    config = tiny_config(tmp_path / "run")  # 4 steps per epoch
     with pytest.raises(TrainingInterrupted) as stopped:
-        run(config)
+        run(config, _hooks=TrainHooks(interrupt_after_steps=6))
     assert stopped.value.epoch == 1 and stopped.value.step == 2
     saved = load_checkpoint(tmp_path / "run" / "last.pt")
     assert saved["epoch"] == 1 and saved["step_in_epoch"] == 2
@@ -121,12 +122,12 @@ def test_interrupted_and_resumed_ends_identically(reference, tmp_path: Path) -> 
     shutil.copy(killed / "best.pt", killed / "last.pt")
     assert load_checkpoint(killed / "last.pt")["step_in_epoch"] == 0
 
-    resumed = run(config.replace(interrupt_after_steps=None), resume=True)
+    resumed = run(config, resume=True)
     assert without_timing(resumed.history) == without_timing(reference.history)
     assert resumed.rank_checksums == reference.rank_checksums
     assert len(read_metrics(tmp_path / "run" / "metrics.jsonl")) == 3
 
-    resumed = run(config.replace(interrupt_after_steps=None, out_dir=str(killed)), resume="last")
+    resumed = run(config.replace(out_dir=str(killed)), resume="last")
     assert without_timing(resumed.history) == without_timing(reference.history)
     assert resumed.rank_checksums == reference.rank_checksums
 

@@ -6,41 +6,16 @@ import argparse
 from pathlib import Path
 from typing import Any
 
-from .common import CLIError, positive_float, positive_int
+from .common import CLIError, positive_int
+from .config_options import add_config_options, given_config_values
 
 DEMO_EPOCHS = 6
 """Epochs of ``mobilecnn demo``: about 82% val top-1 in under 3 minutes on 2 idle cores
 (measured; see docs/training.md)."""
 
-# option -> TrainConfig field; options not given on the command line keep the recipe's
-# default (or, with --resume, the resumed run's value)
-TRAIN_OPTIONS: dict[str, str] = {
-    "data": "data", "out": "out_dir", "model": "model", "width": "width",
-    "total_stride": "total_stride", "dropout": "dropout", "epochs": "epochs",
-    "batch_size": "batch_size", "optimizer": "optimizer", "lr": "lr", "momentum": "momentum",
-    "weight_decay": "weight_decay", "warmup_epochs": "warmup_epochs",
-    "label_smoothing": "label_smoothing", "grad_clip": "grad_clip", "crop": "crop",
-    "flip": "flip", "precision": "precision", "channels_last": "channels_last",
-    "compile": "compile", "device": "device", "seed": "seed",
-    "eval_batch_size": "eval_batch_size", "cache_dir": "cache_dir", "progress": "progress",
-    "interrupt_after_steps": "interrupt_after_steps",
-}
-
-
-def _non_negative_float(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a number >= 0, got {text!r}") from None
-    if not value >= 0:
-        raise argparse.ArgumentTypeError(f"expected a number >= 0, got {text!r}")
-    return value
-
-
 def register(subparsers: argparse._SubParsersAction) -> None:
     """Add this group's subcommands to the parser."""
-    from ..models import MODELS
-    from ..train.config import CROPS, OPTIMIZERS, PRECISIONS
+    from ..train.config import TrainConfig, check_field
 
     unset = argparse.SUPPRESS
     train = subparsers.add_parser(
@@ -54,52 +29,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         ),
         argument_default=unset,
     )
-    train.add_argument("--data", metavar="DIR",
-                       help="tiny-imagenet-200 folder, or 'demo' for generated data")
-    train.add_argument("--out", metavar="DIR",
-                       help="run folder for checkpoints, metrics.jsonl and plots "
-                            "(default runs/mobilecnn; mobilecnn-demo for --data demo)")
-    train.add_argument("--model", choices=sorted(MODELS), help="default mobilenet_v2")
-    train.add_argument("--width", type=positive_float, help="width multiplier (default 1.0)")
-    train.add_argument("--total-stride", type=int, choices=(8, 16, 32),
-                       help="16 (default) = stem stride 1 for 64x64 inputs")
-    train.add_argument("--dropout", type=_non_negative_float, help="default 0.2")
-    train.add_argument("--epochs", type=positive_int, help="default 60")
-    train.add_argument("--batch-size", type=positive_int,
-                       help="GLOBAL batch over all processes (default 256)")
-    train.add_argument("--optimizer", choices=OPTIMIZERS, help="default sgd (Nesterov)")
-    train.add_argument("--lr", type=positive_float,
-                       help="peak learning rate (default: 0.1 x batch/256 for sgd, "
-                            "2e-3 x batch/256 for adamw, 0.016 x batch/256 for rmsprop)")
-    train.add_argument("--momentum", type=positive_float, help="default 0.9")
-    train.add_argument("--weight-decay", type=_non_negative_float,
-                       help="not applied to norm/bias (default 1e-4 sgd, 0.05 adamw, "
-                            "4e-5 rmsprop)")
-    train.add_argument("--warmup-epochs", type=_non_negative_float, help="default 3")
-    train.add_argument("--label-smoothing", type=_non_negative_float, help="default 0.1")
-    train.add_argument("--grad-clip", type=positive_float, metavar="NORM",
-                       help="clip the gradient norm (default off)")
-    train.add_argument("--crop", choices=CROPS, help="augmentation crop (default resized)")
-    train.add_argument("--no-flip", dest="flip", action="store_false",
-                       help="no random horizontal flips")
-    train.add_argument("--precision", choices=PRECISIONS,
-                       help="auto (default): bf16 autocast on CUDA (fp16+scaler without bf16) "
-                            "and on CPUs with AVX-512-BF16/AMX, else fp32")
-    train.add_argument("--no-channels-last", dest="channels_last", action="store_false",
-                       help="keep NCHW memory format")
-    train.add_argument("--compile", action="store_true", help="torch.compile the model")
-    train.add_argument("--device", help="auto (default), cpu, cuda, cuda:1, mps")
-    train.add_argument("--seed", type=int, help="default 0")
-    train.add_argument("--eval-batch-size", type=positive_int, help="default 512")
-    train.add_argument("--cache-dir", metavar="DIR",
-                       help="decoded-image cache (default <data>/.mobilecnn_cache)")
-    train.add_argument("--progress", action="store_true", dest="progress",
-                       help="progress bars even when stderr is not a terminal")
-    train.add_argument("--no-progress", action="store_false", dest="progress",
-                       help="no progress bars")
+    add_config_options(train, TrainConfig, check_field)
     train.add_argument("--resume", nargs="?", const="last", metavar="PATH",
                        help="continue from <out>/last.pt, or from PATH")
-    train.add_argument("--interrupt-after-steps", type=positive_int, help=argparse.SUPPRESS)
     train.set_defaults(func=run_train)
 
     evaluate = subparsers.add_parser(
@@ -154,11 +86,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def _train_config(args: argparse.Namespace) -> tuple[Any, Path | None]:
-    from ..train.checkpoints import load_checkpoint
+    from ..train.checkpoints import Checkpoint
     from ..train.config import TrainConfig, demo_config
+    from ..train.resume import saved_config
 
-    given = {field: getattr(args, option) for option, field in TRAIN_OPTIONS.items()
-             if hasattr(args, option)}
+    given = given_config_values(args, TrainConfig)
     resume = getattr(args, "resume", None)
     if resume is not None:
         out_dir = Path(given.get("out_dir", TrainConfig.out_dir))
@@ -166,11 +98,7 @@ def _train_config(args: argparse.Namespace) -> tuple[Any, Path | None]:
         if resume == "last" and not path.exists():
             raise CLIError(f"nothing to resume: {path} does not exist (pass --out DIR of the run, "
                            "or --resume PATH)")
-        saved = load_checkpoint(path).get("config")
-        if not isinstance(saved, dict):
-            raise CLIError(f"checkpoint {path}: holds no training config; it cannot be resumed")
-        base = TrainConfig.from_dict(saved).to_dict()
-        base["interrupt_after_steps"] = None
+        base = saved_config(Checkpoint.read(path), path).to_dict()
         base.update(given)
         return TrainConfig.from_dict(base), path
     if given.get("data") == "demo":
@@ -232,7 +160,7 @@ def run_eval(args: argparse.Namespace) -> int:
     from ..data import load_cache, prepare_cache
     from ..train.checkpoints import load_model
     from ..train.distributed import pick_device
-    from ..train.loop import evaluate
+    from ..train.evaluation import evaluate
     from ..train.metrics import write_per_class_csv
 
     checkpoint_path = Path(args.checkpoint)

@@ -6,18 +6,27 @@
 
 from __future__ import annotations
 
-from .checkpoints import CheckpointError, load_checkpoint, load_model, save_checkpoint
+from .checkpoints import (
+    Checkpoint,
+    CheckpointError,
+    load_checkpoint,
+    load_model,
+    save_checkpoint,
+)
 from .config import TrainConfig, demo_config
 from .distill import distillation_loss, load_teacher, parse_teacher_spec
 from .ema import ModelEma, ema_decay_at
+from .evaluation import evaluate
 from .finetune import layerwise_lr_groups, load_init
-from .loop import TrainingInterrupted, TrainResult, autocast_dtype, evaluate, train
+from .loop import TrainingDiverged, TrainingInterrupted, TrainResult, train
 from .metrics import SplitMetrics, topk_correct
 from .mixup import MixupCutmix, smooth_one_hot, soft_target_cross_entropy
+from .precision import autocast_dtype
 from .recipes import RECIPES, Recipe, get_recipe
 
 __all__ = [
     "RECIPES",
+    "Checkpoint",
     "CheckpointError",
     "MixupCutmix",
     "ModelEma",
@@ -25,11 +34,13 @@ __all__ = [
     "SplitMetrics",
     "TrainConfig",
     "TrainResult",
+    "TrainingDiverged",
     "TrainingInterrupted",
     "autocast_dtype",
     "demo_config",
     "distillation_loss",
     "ema_decay_at",
+    "evaluate",
     "get_recipe",
     "layerwise_lr_groups",
     "load_init",
@@ -37,7 +48,6 @@ __all__ = [
     "parse_teacher_spec",
     "smooth_one_hot",
     "soft_target_cross_entropy",
-    "evaluate",
     "load_checkpoint",
     "load_model",
     "save_checkpoint",

@@ -1,30 +1,41 @@
-"""Checkpoints: atomic writes, loads that fail with a clear :class:`CheckpointError`.
+"""The checkpoint schema: one dataclass, written atomically, read the same way everywhere.
 
-A checkpoint is a ``torch.save`` file holding a dict::
+A checkpoint is a ``torch.save`` file holding the dict :meth:`Checkpoint.to_dict` makes::
 
-    {"format": "mobilecnn-checkpoint", "format_version": 1, "mobilecnn_version": "0.1.0",
+    {"format": "mobilecnn-checkpoint", "format_version": 1, "mobilecnn_version": "0.2.0",
      "model_name": "mobilenet_v2", "model_kwargs": {...}, "model": state_dict,
-     "classes": [...], "class_names": [...], "epoch": completed_epochs, ...}
+     "classes": [...], "class_names": [...], "image_size": 64, "mean": [...], "std": [...],
+     "epoch": completed_epochs, "step_in_epoch": 0, "global_step": ..., "ema_state": None, ...}
 
-Training checkpoints add optimizer, scheduler, scaler, RNG states, the config and the
-metric history. It loads with ``weights_only=True``: no code from the file is executed.
+Training checkpoints add optimizer, scheduler, scaler, RNG states, the config, the planned
+``schedule``, the ``resumes`` record and the metric history. Every entry after ``epoch`` is
+optional, so 0.1.0 checkpoints read unchanged (missing entries get the documented defaults) and
+0.1.0 can read these. Files load with ``weights_only=True``: no code from the file is executed.
+Train, eval, predict and export all read through :meth:`Checkpoint.read` (``load_checkpoint``
+and ``load_model`` are thin wrappers).
 """
 
 from __future__ import annotations
 
+import dataclasses
+import math
 import os
 import pickle
 import zipfile
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import torch
 
+from ..data.augment import TINYIMAGENET_MEAN, TINYIMAGENET_STD
+from ..fileio import atomic_write, clean_stale_temps
 from ..models import MobileNetBase, create_model
 
 __all__ = [
     "CHECKPOINT_FORMAT",
     "CHECKPOINT_FORMAT_VERSION",
+    "Checkpoint",
     "CheckpointError",
     "load_checkpoint",
     "load_model",
@@ -33,6 +44,7 @@ __all__ = [
 
 CHECKPOINT_FORMAT = "mobilecnn-checkpoint"
 CHECKPOINT_FORMAT_VERSION = 1
+"""Raised only when an older reader would misread a file; new optional entries keep it."""
 REQUIRED_KEYS = ("model_name", "model_kwargs", "model", "classes", "class_names", "epoch")
 
 
@@ -45,117 +57,237 @@ class CheckpointError(ValueError):
         super().__init__(f"checkpoint {self.path}: {problem}")
 
 
+@dataclass
+class Checkpoint:
+    """Everything a checkpoint holds; :meth:`read` and :meth:`save` are the only file I/O.
+
+    The first block describes the model (enough for eval, predict and export); the second is
+    the training state, None in a weights-only checkpoint. ``ema_state`` is an optional second
+    state_dict (exponential moving average of the weights) saved beside ``model``.
+    ``schedule`` records the learning-rate plan (``steps_per_epoch``, ``total_steps``,
+    ``warmup_steps``, ``peak_lr``, ``weight_decay``, ``momentum``) that ``scheduler`` follows;
+    ``resumes`` lists, per resume that changed options, the step and ``{option: [old, new]}``.
+    """
+
+    model_name: str
+    model_kwargs: dict[str, Any]
+    model: dict[str, torch.Tensor]
+    classes: list[str]
+    class_names: list[str]
+    epoch: int = 0
+    step_in_epoch: int = 0
+    global_step: int = 0
+    image_size: int | None = None
+    mean: list[float] = field(default_factory=lambda: list(TINYIMAGENET_MEAN))
+    std: list[float] = field(default_factory=lambda: list(TINYIMAGENET_STD))
+    ema_state: dict[str, torch.Tensor] | None = None
+    config: dict[str, Any] | None = None
+    optimizer: dict[str, Any] | None = None
+    scheduler: dict[str, Any] | None = None
+    scaler: dict[str, Any] | None = None
+    rng: dict[str, Any] | None = None
+    partial_train: torch.Tensor | None = None
+    history: list[dict[str, Any]] = field(default_factory=list)
+    best_val_top1: float = -math.inf
+    world_size: int = 1
+    schedule: dict[str, Any] | None = None
+    resumes: list[dict[str, Any]] = field(default_factory=list)
+    mobilecnn_version: str = ""
+    extra: dict[str, Any] = field(default_factory=dict)
+    """Entries this version does not know (from a newer minor version): kept on save."""
+
+    # ------------------------------------------------------------------ conversion
+
+    def to_dict(self) -> dict[str, Any]:
+        """The dict written to disk (``format``/``format_version`` first, ``extra`` merged)."""
+        from .. import __version__
+
+        values = {item.name: getattr(self, item.name) for item in dataclasses.fields(self)
+                  if item.name != "extra"}
+        values["mobilecnn_version"] = self.mobilecnn_version or __version__
+        return {"format": CHECKPOINT_FORMAT, "format_version": CHECKPOINT_FORMAT_VERSION,
+                **values, **self.extra}
+
+    @classmethod
+    def from_dict(cls, values: dict[str, Any], path: str | os.PathLike[str] = "<memory>"
+                  ) -> Checkpoint:
+        """Check and convert a loaded dict; any problem is a :class:`CheckpointError`."""
+        if not isinstance(values, dict) or values.get("format", CHECKPOINT_FORMAT) != (
+                CHECKPOINT_FORMAT):
+            raise CheckpointError(
+                path,
+                "is not a mobilecnn checkpoint (no 'format': 'mobilecnn-checkpoint' entry); "
+                "for a bare state_dict build the model and call load_state_dict yourself",
+            )
+        missing = [key for key in REQUIRED_KEYS if key not in values]
+        if missing:
+            raise CheckpointError(path, f"lacks the entries {', '.join(missing)}")
+        known = {item.name for item in dataclasses.fields(cls)} - {"extra"}
+        given = {key: value for key, value in values.items() if key in known}
+        extra = {key: value for key, value in values.items()
+                 if key not in known and key not in ("format", "format_version")}
+        if given.get("best_val_top1") is None:
+            given.pop("best_val_top1", None)
+        for key in ("mean", "std", "history", "resumes"):
+            if given.get(key) is None:
+                given.pop(key, None)
+        checkpoint = cls(**given, extra=extra)
+        checkpoint._check(path)
+        if "global_step" not in values:  # 0.1.0: the scheduler counted the optimizer steps
+            last = (checkpoint.scheduler or {}).get("last_epoch")
+            checkpoint.global_step = int(last) if isinstance(last, int) and last > 0 else 0
+        return checkpoint
+
+    def _check(self, path: str | os.PathLike[str]) -> None:
+        def bad(what: str) -> CheckpointError:
+            return CheckpointError(path, f"has a malformed entry: {what}")
+
+        if not isinstance(self.model_name, str) or not isinstance(self.model_kwargs, dict):
+            raise bad("model_name/model_kwargs")
+        if not isinstance(self.model, dict):
+            raise bad("model (not a state_dict)")
+        if not (isinstance(self.classes, list | tuple) and isinstance(self.class_names,
+                                                                      list | tuple)
+                and len(self.classes) == len(self.class_names)):
+            raise bad("classes/class_names")
+        self.classes, self.class_names = list(self.classes), list(self.class_names)
+        for name in ("epoch", "step_in_epoch", "global_step", "world_size"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+                raise bad(f"{name}={value!r}")
+        if self.image_size is not None and (not isinstance(self.image_size, int)
+                                            or self.image_size < 1):
+            raise bad(f"image_size={self.image_size!r}")
+        for name in ("mean", "std"):
+            value = getattr(self, name)
+            if not (isinstance(value, list | tuple) and len(value) == 3
+                    and all(isinstance(v, int | float) and math.isfinite(v) for v in value)):
+                raise bad(f"{name}={value!r}")
+            setattr(self, name, [float(v) for v in value])
+        if min(self.std) <= 0:
+            raise bad(f"std={self.std!r}")
+
+    # ------------------------------------------------------------------ files
+
+    @classmethod
+    def read(cls, path: str | os.PathLike[str], map_location: str | torch.device = "cpu"
+             ) -> Checkpoint:
+        """Read and check a checkpoint file; every problem is a :class:`CheckpointError`."""
+        path = Path(path)
+        if not path.exists():
+            raise CheckpointError(path, "no such file")
+        if path.is_dir():
+            raise CheckpointError(path, "is a folder; pass the .pt file (e.g. last.pt or best.pt)")
+        try:
+            size = path.stat().st_size
+        except OSError as error:
+            raise CheckpointError(path, f"cannot be read: {error.strerror or error}") from None
+        if size == 0:
+            raise CheckpointError(path, "is empty (0 bytes); the write was probably interrupted")
+        try:
+            values = torch.load(path, map_location=map_location, weights_only=True)
+        except (RuntimeError, EOFError, OSError, zipfile.BadZipFile, pickle.UnpicklingError,
+                ValueError, KeyError, AttributeError, IndexError, TypeError) as error:
+            first_line = str(error).strip().splitlines()[0] if str(error).strip() else ""
+            raise CheckpointError(
+                path,
+                "cannot be read: it is truncated, corrupted or not a torch checkpoint "
+                f"({type(error).__name__}: {first_line[:200]})",
+            ) from None
+        if isinstance(values, dict) and values.get("format") == CHECKPOINT_FORMAT:
+            version = values.get("format_version")
+            if not isinstance(version, int) or version > CHECKPOINT_FORMAT_VERSION:
+                raise CheckpointError(
+                    path,
+                    f"has format_version {version!r}, this mobilecnn reads up to "
+                    f"{CHECKPOINT_FORMAT_VERSION}; upgrade mobilecnn",
+                )
+        elif isinstance(values, dict):
+            values = {**values, "format": None}  # a dict without our marker: foreign
+        return cls.from_dict(values, path)
+
+    def save(self, path: str | os.PathLike[str]) -> Path:
+        """Write atomically (temp file in the same folder, fsync, rename); returns ``path``.
+
+        Temporary files that dead processes left in the folder are removed first.
+        """
+        path = Path(path)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        clean_stale_temps(path.parent)
+        with atomic_write(path, "wb") as handle:
+            torch.save(self.to_dict(), handle)
+        return path
+
+    # ------------------------------------------------------------------ use
+
+    @property
+    def resumable(self) -> bool:
+        """True if the training state (optimizer, scheduler, RNG, config) is present."""
+        return all(value is not None for value in (self.optimizer, self.scheduler, self.rng,
+                                                   self.config))
+
+    def build_model(self, path: str | os.PathLike[str] = "<memory>", *, ema: bool = False
+                    ) -> MobileNetBase:
+        """The architecture with its weights (``ema=True``: the EMA weights), training mode."""
+        try:
+            model = create_model(self.model_name, **self.model_kwargs)
+        except (TypeError, ValueError, KeyError) as error:
+            raise CheckpointError(path, f"describes a model this mobilecnn cannot build: "
+                                  f"{error}") from None
+        state = self.ema_state if ema else self.model
+        if state is None:
+            raise CheckpointError(path, "holds no EMA weights (the run did not use EMA)")
+        try:
+            model.load_state_dict(state)
+        except (RuntimeError, KeyError, TypeError) as error:
+            detail = " ".join(str(error).split())[:300]
+            raise CheckpointError(path, f"weights do not fit {self.model_name}: {detail}") \
+                from None
+        return model
+
+
 def save_checkpoint(checkpoint: dict[str, Any], path: str | os.PathLike[str]) -> Path:
-    """Write ``checkpoint`` to ``path`` atomically.
+    """Write ``checkpoint`` (a dict of :class:`Checkpoint` entries) to ``path`` atomically.
 
     The data goes to a temporary file in the same folder, is flushed and fsync'ed, then
     renamed over ``path`` with ``os.replace``: a crash leaves either the old file or the new
     one, never a truncated one.
     """
-    from .. import __version__
-
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    payload = {
-        "format": CHECKPOINT_FORMAT,
-        "format_version": CHECKPOINT_FORMAT_VERSION,
-        "mobilecnn_version": __version__,
-        **checkpoint,
-    }
-    missing = [key for key in REQUIRED_KEYS if key not in payload]
+    missing = [key for key in REQUIRED_KEYS if key not in checkpoint]
     if missing:
         raise ValueError(f"a checkpoint needs the keys {', '.join(missing)}")
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    try:
-        with open(tmp, "wb") as handle:
-            torch.save(payload, handle)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp, path)
-    finally:
-        if tmp.exists():
-            tmp.unlink()
-    _fsync_dir(path.parent)
-    return path
-
-
-def _fsync_dir(folder: Path) -> None:
-    try:
-        descriptor = os.open(folder, os.O_RDONLY)
-    except OSError:  # e.g. Windows: directories cannot be opened
-        return
-    try:
-        os.fsync(descriptor)
-    except OSError:
-        pass
-    finally:
-        os.close(descriptor)
+    return Checkpoint.from_dict({**checkpoint, "format": CHECKPOINT_FORMAT}, path).save(path)
 
 
 def load_checkpoint(
     path: str | os.PathLike[str], map_location: str | torch.device = "cpu"
 ) -> dict[str, Any]:
-    """Read and check a checkpoint; every problem is a :class:`CheckpointError`."""
-    path = Path(path)
-    if not path.exists():
-        raise CheckpointError(path, "no such file")
-    if path.is_dir():
-        raise CheckpointError(path, "is a folder; pass the .pt file (e.g. last.pt or best.pt)")
-    if path.stat().st_size == 0:
-        raise CheckpointError(path, "is empty (0 bytes); the write was probably interrupted")
-    try:
-        checkpoint = torch.load(path, map_location=map_location, weights_only=True)
-    except (RuntimeError, EOFError, OSError, zipfile.BadZipFile, pickle.UnpicklingError,
-            ValueError, KeyError, AttributeError) as error:
-        first_line = str(error).strip().splitlines()[0] if str(error).strip() else ""
-        raise CheckpointError(
-            path,
-            "cannot be read: it is truncated, corrupted or not a torch checkpoint "
-            f"({type(error).__name__}: {first_line[:200]})",
-        ) from None
-    if not isinstance(checkpoint, dict) or checkpoint.get("format") != CHECKPOINT_FORMAT:
-        raise CheckpointError(
-            path,
-            "is not a mobilecnn checkpoint (no 'format': 'mobilecnn-checkpoint' entry); "
-            "for a bare state_dict build the model and call load_state_dict yourself",
-        )
-    version = checkpoint.get("format_version")
-    if not isinstance(version, int) or version > CHECKPOINT_FORMAT_VERSION:
-        raise CheckpointError(
-            path,
-            f"has format_version {version!r}, this mobilecnn reads up to "
-            f"{CHECKPOINT_FORMAT_VERSION}; upgrade mobilecnn",
-        )
-    missing = [key for key in REQUIRED_KEYS if key not in checkpoint]
-    if missing:
-        raise CheckpointError(path, f"lacks the entries {', '.join(missing)}")
-    return checkpoint
+    """Read and check a checkpoint; every problem is a :class:`CheckpointError`.
+
+    Returns :meth:`Checkpoint.to_dict`: entries a 0.1.0 file lacks are filled in.
+    """
+    return Checkpoint.read(path, map_location).to_dict()
 
 
 def build_model_from_checkpoint(
-    checkpoint: dict[str, Any], path: str | os.PathLike[str]
+    checkpoint: dict[str, Any] | Checkpoint, path: str | os.PathLike[str]
 ) -> MobileNetBase:
     """The checkpoint's architecture with its weights loaded (training mode)."""
-    try:
-        model = create_model(checkpoint["model_name"], **checkpoint["model_kwargs"])
-    except (TypeError, ValueError) as error:
-        raise CheckpointError(path, f"describes a model this mobilecnn cannot build: {error}") \
-            from None
-    try:
-        model.load_state_dict(checkpoint["model"])
-    except (RuntimeError, KeyError) as error:
-        detail = " ".join(str(error).split())[:300]
-        raise CheckpointError(path, f"weights do not fit {checkpoint['model_name']}: {detail}") \
-            from None
-    return model
+    if not isinstance(checkpoint, Checkpoint):
+        checkpoint = Checkpoint.from_dict(checkpoint, path)
+    return checkpoint.build_model(path)
 
 
 def load_model(
     path: str | os.PathLike[str], map_location: str | torch.device = "cpu"
 ) -> tuple[MobileNetBase, dict[str, Any]]:
-    """Load a checkpoint's model in eval mode; returns ``(model, checkpoint_dict)``."""
-    checkpoint = load_checkpoint(path, map_location=map_location)
-    model = build_model_from_checkpoint(checkpoint, path)
+    """Load a checkpoint's model in eval mode; returns ``(model, checkpoint_dict)``.
+
+    The one loader for eval, predict and export: the dict always has ``image_size`` (None if
+    unknown), ``mean``, ``std``, ``classes`` and ``class_names``.
+    """
+    checkpoint = Checkpoint.read(path, map_location=map_location)
+    model = checkpoint.build_model(path)
     model.to(map_location)
     model.eval()
-    return model, checkpoint
+    return model, checkpoint.to_dict()

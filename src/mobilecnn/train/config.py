@@ -9,6 +9,8 @@ from typing import Any
 
 __all__ = [
     "BASE_LR_PER_256",
+    "check_field",
+    "option",
     "DEFAULT_WEIGHT_DECAY",
     "OPTIMIZERS",
     "PRECISIONS",
@@ -27,6 +29,30 @@ DEFAULT_WEIGHT_DECAY: dict[str, float] = {"sgd": 1e-4, "adamw": 0.05, "rmsprop":
 """Weight decay per optimizer when ``weight_decay`` is None (never applied to norm/bias)."""
 
 
+def option(default: Any, help: str, **cli: Any) -> Any:
+    """A :class:`TrainConfig` field that is also a ``mobilecnn train`` option.
+
+    ``help`` is the option's help text (the default is appended). ``cli`` may hold:
+
+    - ``flag``: the option name (default ``--<name-with-dashes>``);
+    - ``choices``: a tuple, or a function returning one; ``metavar``;
+    - ``show_default=False``: the help text already says the default;
+    - ``negative_help``: for a bool defaulting to True or None, the ``--no-...`` text;
+    - ``check``: a function ``(name, value)`` raising ``ValueError`` (else :func:`check_field`);
+    - ``cli=False``: no command-line option.
+
+    Adding a field with ``option(...)`` is all it takes to give ``mobilecnn train`` a new flag:
+    the parser is generated from these fields (bools become ``--name`` / ``--no-name``).
+    """
+    return dataclasses.field(default=default, metadata={"help": help, **cli})
+
+
+def _model_names() -> list[str]:
+    from ..models import MODELS
+
+    return sorted(MODELS)
+
+
 @dataclass
 class TrainConfig:
     """Everything that defines a training run. Defaults are the 64x64 TinyImageNet recipe.
@@ -34,102 +60,69 @@ class TrainConfig:
     ``batch_size`` is the *global* batch: under ``torchrun`` with N processes each process
     takes ``batch_size / N`` images per step, so the same command gives the same
     optimization whatever N is. ``lr=None`` means ``BASE_LR_PER_256[optimizer] *
-    batch_size / 256``.
+    batch_size / 256``. Each field's help text (``dataclasses.fields(TrainConfig)[i].metadata``)
+    is also its ``mobilecnn train`` option's help.
     """
 
-    data: str = "demo"
-    """TinyImageNet root folder (``tiny-imagenet-200``), or ``"demo"`` for generated data."""
-    out_dir: str = "runs/mobilecnn"
-    """Run folder: checkpoints, metrics.jsonl, plots."""
-    model: str = "mobilenet_v2"
-    width: float = 1.0
-    total_stride: int = 16
-    """16 = stem stride 1, the variant for 64x64 inputs (final feature map 4x4)."""
-    dropout: float = 0.2
-    epochs: int = 60
-    batch_size: int = 256
-    optimizer: str = "sgd"
-    lr: float | None = None
-    momentum: float = 0.9
-    weight_decay: float | None = None
-    warmup_epochs: float = 3.0
-    """Linear warmup length (capped at the run's length), then cosine decay to zero."""
-    label_smoothing: float = 0.1
-    grad_clip: float | None = None
-    """Clip the global gradient norm to this value (None = no clipping)."""
-    crop: str = "resized"
-    """Batch augmentation crop: ``"resized"`` (random-resized crop), ``"pad"`` (pad 4 + crop)."""
-    flip: bool = True
-    precision: str = "auto"
-    channels_last: bool = True
-    compile: bool = False
-    device: str = "auto"
-    """``"auto"`` (CUDA, then MPS, then CPU), or a torch device string."""
-    seed: int = 0
-    eval_batch_size: int = 512
-    cache_dir: str | None = None
-    progress: bool | None = None
-    """tqdm bars: None = only when stderr is a terminal."""
-    interrupt_after_steps: int | None = None
-    """Test hook: behave as if SIGINT arrived after this many optimizer steps of this run."""
-    demo_classes: int = 10
-    demo_train_per_class: int = 300
-    demo_val_per_class: int = 50
+    data: str = option("demo", "tiny-imagenet-200 folder, or 'demo' for generated data "
+                       "(required unless --resume)", metavar="DIR", show_default=False)
+    out_dir: str = option("runs/mobilecnn", "run folder for checkpoints, metrics.jsonl and "
+                          "plots (default runs/mobilecnn; mobilecnn-demo for --data demo)",
+                          flag="--out", metavar="DIR", show_default=False)
+    model: str = option("mobilenet_v2", "architecture", choices=_model_names)
+    width: float = option(1.0, "width multiplier")
+    total_stride: int = option(16, "16 = stem stride 1, the variant for 64x64 inputs (final "
+                               "feature map 4x4); 32 = paper", choices=(8, 16, 32))
+    dropout: float = option(0.2, "dropout before the classifier")
+    epochs: int = option(60, "length of the run; with --resume the schedule is re-planned for "
+                         "this length from the current step (docs/training.md)")
+    batch_size: int = option(256, "GLOBAL batch over all processes")
+    optimizer: str = option("sgd", "sgd (Nesterov), adamw or rmsprop", choices=OPTIMIZERS)
+    lr: float | None = option(None, "peak learning rate (default: 0.1 x batch/256 for sgd, "
+                              "2e-3 x batch/256 for adamw, 0.016 x batch/256 for rmsprop)")
+    momentum: float = option(0.9, "optimizer momentum")
+    weight_decay: float | None = option(None, "not applied to norm/bias (default 1e-4 sgd, "
+                                        "0.05 adamw, 4e-5 rmsprop)")
+    warmup_epochs: float = option(3.0, "linear warmup length (capped at the run's length), "
+                                  "then cosine decay to zero")
+    label_smoothing: float = option(0.1, "label smoothing of the cross-entropy loss")
+    grad_clip: float | None = option(None, "clip the global gradient norm to this value "
+                                     "(default off)", metavar="NORM")
+    crop: str = option("resized", "augmentation crop: resized (random-resized crop), pad "
+                       "(pad 4 + crop) or none", choices=CROPS)
+    flip: bool = option(True, "random horizontal flips", negative_help="no random horizontal "
+                        "flips")
+    precision: str = option("auto", "auto: bf16 autocast on CUDA (fp16+scaler without bf16) "
+                            "and on CPUs with AVX-512-BF16/AMX, else fp32", choices=PRECISIONS)
+    channels_last: bool = option(True, "channels_last memory format",
+                                 negative_help="keep NCHW memory format")
+    compile: bool = option(False, "torch.compile the model")
+    device: str = option("auto", "auto (CUDA, then MPS, then CPU), cpu, cuda, cuda:1, mps")
+    seed: int = option(0, "seed of the initialization, data order and augmentation")
+    eval_batch_size: int = option(512, "batch size of the per-epoch evaluation")
+    cache_dir: str | None = option(None, "decoded-image cache (default "
+                                   "<data>/.mobilecnn_cache)", metavar="DIR")
+    skip_bad: bool = option(False, "leave unreadable images out of the decoded cache (counted "
+                            "and reported) instead of stopping")
+    image_size: int | None = option(None, "resize every image to this square size when "
+                                    "decoding (default: keep the data's size, which must be "
+                                    "uniform)", metavar="PIXELS")
+    skip_nonfinite: bool = option(False, "skip an optimizer step whose loss is NaN/inf "
+                                  "(counted in metrics.jsonl) instead of stopping the run")
+    progress: bool | None = option(None, "progress bars even when stderr is not a terminal "
+                                   "(default: only on a terminal)",
+                                   negative_help="no progress bars")
+    demo_classes: int = option(10, "classes of the generated demo data", cli=False)
+    demo_train_per_class: int = option(300, "demo training images per class", cli=False)
+    demo_val_per_class: int = option(50, "demo validation images per class", cli=False)
 
     def __post_init__(self) -> None:
         self.validate()
 
     def validate(self) -> None:
         """Raise ``ValueError`` naming the bad field, its value and what is accepted."""
-        from ..models import MODELS
-
-        def positive(name: str, integer: bool) -> None:
-            value = getattr(self, name)
-            ok = isinstance(value, int) if integer else isinstance(value, (int, float))
-            if isinstance(value, bool) or not ok or not value > 0 or not math.isfinite(value):
-                kind = "a positive integer" if integer else "a positive number"
-                raise ValueError(f"{name} must be {kind}, got {value!r}")
-
-        def choice(name: str, options: tuple[str, ...]) -> None:
-            if getattr(self, name) not in options:
-                raise ValueError(
-                    f"{name} must be one of {', '.join(options)}; got {getattr(self, name)!r}"
-                )
-
-        if not isinstance(self.data, str) or not self.data:
-            raise ValueError("data must be a TinyImageNet folder or 'demo'")
-        if self.model not in MODELS:
-            raise ValueError(
-                f"model must be one of {', '.join(sorted(MODELS))}; got {self.model!r}"
-            )
-        for name in ("epochs", "batch_size", "eval_batch_size"):
-            positive(name, integer=True)
-        if isinstance(self.seed, bool) or not isinstance(self.seed, int) or self.seed < 0:
-            raise ValueError(f"seed must be an integer >= 0, got {self.seed!r}")
-        for name in ("width", "momentum"):
-            positive(name, integer=False)
-        for name in ("lr", "grad_clip"):
-            if getattr(self, name) is not None:
-                positive(name, integer=False)
-        if self.weight_decay is not None and not self.weight_decay >= 0:
-            raise ValueError(f"weight_decay must be >= 0, got {self.weight_decay!r}")
-        if not (isinstance(self.warmup_epochs, (int, float)) and self.warmup_epochs >= 0):
-            raise ValueError(f"warmup_epochs must be a number >= 0, got {self.warmup_epochs!r}")
-        if not 0.0 <= self.label_smoothing < 1.0:
-            raise ValueError(f"label_smoothing must be in [0, 1), got {self.label_smoothing!r}")
-        if not 0.0 <= self.dropout < 1.0:
-            raise ValueError(f"dropout must be in [0, 1), got {self.dropout!r}")
-        if self.total_stride not in (8, 16, 32):
-            raise ValueError(
-                f"total_stride must be 8, 16 or 32 (16 for 64x64 inputs), got {self.total_stride!r}"
-            )
-        choice("optimizer", OPTIMIZERS)
-        choice("precision", PRECISIONS)
-        choice("crop", CROPS)
-        if self.interrupt_after_steps is not None:
-            positive("interrupt_after_steps", integer=True)
-        for name in ("demo_classes", "demo_train_per_class", "demo_val_per_class"):
-            positive(name, integer=True)
+        for item in dataclasses.fields(self):
+            check_field(item.name, getattr(self, item.name))
 
     @property
     def peak_lr(self) -> float:
@@ -151,8 +144,13 @@ class TrainConfig:
 
     @classmethod
     def from_dict(cls, values: dict[str, Any]) -> TrainConfig:
-        """Build from :meth:`to_dict` output; unknown keys are an error naming them."""
+        """Build from :meth:`to_dict` output; unknown keys are an error naming them.
+
+        Keys that older versions wrote and that no longer mean anything (the 0.1 test hook
+        ``interrupt_after_steps``) are dropped.
+        """
         known = {field.name for field in dataclasses.fields(cls)}
+        values = {key: value for key, value in values.items() if key not in RETIRED_FIELDS}
         unknown = sorted(set(values) - known)
         if unknown:
             raise ValueError(
@@ -164,6 +162,92 @@ class TrainConfig:
     def replace(self, **changes: Any) -> TrainConfig:
         """A validated copy with some fields changed."""
         return dataclasses.replace(self, **changes)
+
+
+RETIRED_FIELDS = frozenset({"interrupt_after_steps"})
+"""Fields of older configs (saved in checkpoints) that are ignored when read back."""
+
+
+def _positive(name: str, value: Any, integer: bool) -> None:
+    ok = isinstance(value, int) if integer else isinstance(value, (int, float))
+    if isinstance(value, bool) or not ok or not value > 0 or not math.isfinite(value):
+        kind = "a positive integer" if integer else "a positive number (finite)"
+        raise ValueError(f"{name} must be {kind}, got {value!r}")
+
+
+def _number_in(name: str, value: Any, low: float, high: float, text: str) -> None:
+    ok = isinstance(value, (int, float)) and not isinstance(value, bool)
+    if not ok or not low <= value < high:
+        raise ValueError(f"{name} must be {text}, got {value!r}")
+
+
+def _choice(name: str, value: Any, options: tuple[Any, ...]) -> None:
+    if value not in options:
+        raise ValueError(f"{name} must be one of {', '.join(map(str, options))}; got {value!r}")
+
+
+def check_field(name: str, value: Any) -> None:
+    """Raise ``ValueError`` if ``value`` is not acceptable for the field ``name``.
+
+    The one place the rules live: :meth:`TrainConfig.validate` and the command line's option
+    parsers both call it.
+    """
+    from ..models import MODELS
+
+    custom = _FIELD_METADATA.get(name, {}).get("check")
+    if custom is not None:
+        custom(name, value)
+        return
+    if name in ("epochs", "batch_size", "eval_batch_size", "demo_classes",
+                "demo_train_per_class", "demo_val_per_class"):
+        _positive(name, value, integer=True)
+    elif name in ("width", "momentum"):
+        _positive(name, value, integer=False)
+    elif name in ("lr", "grad_clip"):
+        if value is not None:
+            _positive(name, value, integer=False)
+    elif name == "image_size":
+        if value is not None:
+            _positive(name, value, integer=True)
+            if value > MAX_IMAGE_SIZE:
+                raise ValueError(f"image_size must be at most {MAX_IMAGE_SIZE} pixels, got "
+                                 f"{value!r}")
+    elif name == "seed":
+        if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+            raise ValueError(f"seed must be an integer >= 0, got {value!r}")
+    elif name == "weight_decay":
+        if value is not None:
+            _number_in(name, value, 0.0, math.inf, "a number >= 0 (finite)")
+    elif name == "warmup_epochs":
+        _number_in(name, value, 0.0, math.inf, "a number >= 0 (finite)")
+    elif name in ("label_smoothing", "dropout"):
+        _number_in(name, value, 0.0, 1.0, "in [0, 1)")
+    elif name == "total_stride":
+        if value not in (8, 16, 32) or isinstance(value, bool):
+            raise ValueError(f"total_stride must be 8, 16 or 32 (16 for 64x64 inputs), got "
+                             f"{value!r}")
+    elif name == "model":
+        if value not in MODELS:
+            raise ValueError(f"model must be one of {', '.join(sorted(MODELS))}; got {value!r}")
+    elif name == "optimizer":
+        _choice(name, value, OPTIMIZERS)
+    elif name == "precision":
+        _choice(name, value, PRECISIONS)
+    elif name == "crop":
+        _choice(name, value, CROPS)
+    elif name == "data":
+        if not isinstance(value, str) or not value:
+            raise ValueError("data must be a TinyImageNet folder or 'demo'")
+    elif name in ("flip", "channels_last", "compile", "skip_bad", "skip_nonfinite") and (
+            not isinstance(value, bool)):
+        raise ValueError(f"{name} must be True or False, got {value!r}")
+
+
+_FIELD_METADATA: dict[str, Any] = {
+    item.name: item.metadata for item in dataclasses.fields(TrainConfig)}
+
+MAX_IMAGE_SIZE = 4096
+"""The largest ``image_size`` accepted (50 MB per decoded image)."""
 
 
 def demo_config(out_dir: str = "mobilecnn-demo", epochs: int = 6, **changes: Any) -> TrainConfig:

@@ -20,6 +20,8 @@ __all__ = [
     "all_reduce_flag",
     "broadcast_buffers",
     "cleanup_distributed",
+    "gather_states",
+    "gather_strings",
     "model_checksum",
     "pick_device",
     "setup_distributed",
@@ -121,3 +123,13 @@ def gather_strings(value: str) -> list[str]:
     gathered: list[object] = [None] * dist.get_world_size()
     dist.all_gather_object(gathered, value)
     return [str(item) for item in gathered]
+
+
+def gather_states(generator: torch.Generator) -> list[torch.Tensor]:
+    """The generator state of every process, in rank order (a collective under DDP)."""
+    state = generator.get_state()
+    if not (dist.is_available() and dist.is_initialized()):
+        return [state]
+    gathered: list[object] = [None] * dist.get_world_size()
+    dist.all_gather_object(gathered, state)
+    return [item for item in gathered if isinstance(item, torch.Tensor)]

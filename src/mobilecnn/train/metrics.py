@@ -13,7 +13,31 @@ from typing import Any
 
 import torch
 
-__all__ = ["MetricLog", "SplitMetrics", "read_metrics", "topk_correct", "write_per_class_csv"]
+from ..fileio import atomic_write, write_text_atomic
+
+__all__ = [
+    "MetricLog",
+    "SplitMetrics",
+    "read_metrics",
+    "strict_json",
+    "topk_correct",
+    "write_per_class_csv",
+]
+
+
+def _finite_or_none(value: Any) -> Any:
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, dict):
+        return {key: _finite_or_none(item) for key, item in value.items()}
+    if isinstance(value, list | tuple):
+        return [_finite_or_none(item) for item in value]
+    return value
+
+
+def strict_json(value: Any, **dumps_kwargs: Any) -> str:
+    """``json.dumps`` that writes NaN/inf as ``null``: the output is valid JSON (RFC 8259)."""
+    return json.dumps(_finite_or_none(value), allow_nan=False, **dumps_kwargs)
 
 
 def topk_correct(logits: torch.Tensor, labels: torch.Tensor, ks: Sequence[int]) -> list[int]:
@@ -105,25 +129,28 @@ class SplitMetrics:
 
 
 class MetricLog:
-    """Appends one JSON object per epoch to ``metrics.jsonl`` (flushed and fsync'ed)."""
+    """``metrics.jsonl``: one strict-JSON object per epoch (NaN/inf written as ``null``).
+
+    Every change replaces the whole (small) file atomically, so a kill or a full disk leaves
+    the previous complete file, never half a line.
+    """
 
     def __init__(self, path: str | os.PathLike[str]) -> None:
         self.path = Path(path)
 
     def append(self, row: dict[str, Any]) -> None:
+        """Add one row."""
+        existing = self.path.read_text(encoding="utf-8") if self.path.exists() else ""
+        if existing and not existing.endswith("\n"):
+            existing += "\n"
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        with open(self.path, "a", encoding="utf-8") as handle:
-            handle.write(json.dumps(row, sort_keys=True) + "\n")
-            handle.flush()
-            os.fsync(handle.fileno())
+        write_text_atomic(self.path, existing + strict_json(row, sort_keys=True) + "\n")
 
     def rewrite(self, rows: Sequence[dict[str, Any]]) -> None:
         """Replace the file by ``rows`` (on resume: drop epochs logged after the checkpoint)."""
-        tmp = self.path.with_name(self.path.name + ".tmp")
-        with open(tmp, "w", encoding="utf-8") as handle:
-            for row in rows:
-                handle.write(json.dumps(row, sort_keys=True) + "\n")
-        os.replace(tmp, self.path)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        write_text_atomic(self.path, "".join(strict_json(row, sort_keys=True) + "\n"
+                                             for row in rows))
 
 
 def read_metrics(path: str | os.PathLike[str]) -> list[dict[str, Any]]:
@@ -142,7 +169,7 @@ def write_per_class_csv(
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     accuracies = metrics.per_class_accuracy()
-    with open(path, "w", newline="", encoding="utf-8") as handle:
+    with atomic_write(path, "w", newline="", encoding="utf-8") as handle:
         writer = csv.writer(handle)
         writer.writerow(["class_index", "class_id", "class_name", "correct", "total", "accuracy"])
         for index, (correct, total) in enumerate(

@@ -7,6 +7,8 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from ..fileio import atomic_path
+
 __all__ = ["plot_history"]
 
 
@@ -54,7 +56,8 @@ def plot_history(history: Sequence[dict[str, Any]], out_dir: str | os.PathLike[s
         axes.legend()
         figure.tight_layout()
         path = out / filename
-        figure.savefig(path)
+        with atomic_path(path) as temporary:
+            figure.savefig(temporary, format="png")
         plt.close(figure)
         written.append(path)
     return written

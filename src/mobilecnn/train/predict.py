@@ -56,9 +56,9 @@ def predict_images(
     top_k: int = 5,
 ) -> list[Prediction]:
     """Top-``k`` classes of each image for a model loaded with ``load_model``."""
-    image_size = int(checkpoint.get("image_size", 64))
-    mean = torch.tensor(checkpoint.get("mean", (0.5, 0.5, 0.5)), dtype=torch.float32)
-    std = torch.tensor(checkpoint.get("std", (0.5, 0.5, 0.5)), dtype=torch.float32)
+    image_size = int(checkpoint.get("image_size") or 64)  # 0.1.0 files without it: 64x64
+    mean = torch.tensor(checkpoint["mean"], dtype=torch.float32)
+    std = torch.tensor(checkpoint["std"], dtype=torch.float32)
     device = next(model.parameters()).device
     batch = torch.stack([load_image(path, image_size) for path in paths]).to(device)
     inputs = (batch.float() / 255.0 - mean.to(device).view(1, 3, 1, 1)) / std.to(device).view(
