@@ -215,11 +215,11 @@ def _draw_hard(demo_class: DemoClass, size: int, rng: random.Random
 
     image = _background(size, rng)
     draw = ImageDraw.Draw(image)
-    for _ in range(rng.randint(2, 5)):  # distractors: smaller shapes of any colour
+    for _ in range(rng.randint(1, 4)):  # distractors: smaller shapes of any colour
         kind = rng.choice(SHAPES)
-        radius = rng.uniform(0.05, 0.1) * size
+        radius = rng.uniform(0.04, 0.08) * size
         cx, cy = rng.uniform(0, size), rng.uniform(0, size)
-        colour = _jitter(rng.choice(list(COLOURS.values())), rng, 60)
+        colour = _jitter(rng.choice(list(COLOURS.values())), rng, 45)
         if kind in ("circle", "ring"):
             draw.ellipse([cx - radius, cy - radius, cx + radius, cy + radius], fill=colour)
         else:
@@ -233,28 +233,28 @@ def _draw_hard(demo_class: DemoClass, size: int, rng: random.Random
             math.degrees(angle), image_module.Resampling.BILINEAR, expand=True)
         patch = patch.rotate(math.degrees(angle), image_module.Resampling.BILINEAR, expand=True)
     else:
-        side = max(8, round(2 * rng.uniform(0.13, 0.38) * size))
+        side = max(8, round(2 * rng.uniform(0.17, 0.4) * size))
         mask = _shape_mask(demo_class.kind, side, angle)
         if demo_class.texture is not None:
             patch = _texture_patch(demo_class.texture, side, rng)
         else:
             patch = image_module.new("RGB", (side, side),
-                                     _jitter(COLOURS[demo_class.colour or "white"], rng, 60))
+                                     _jitter(COLOURS[demo_class.colour or "white"], rng, 45))
     width, height = patch.size
     x0 = rng.randint(0, max(0, size - width)) if width <= size else (size - width) // 2
     y0 = rng.randint(0, max(0, size - height)) if height <= size else (size - height) // 2
     image.paste(patch, (x0, y0), mask)
     draw = ImageDraw.Draw(image)
-    if rng.random() < 0.6:  # occlusion: a bar across part of the object
+    if rng.random() < 0.5:  # occlusion: a bar across part of the object
         level = tuple(rng.randint(0, 255) for _ in range(3))
-        thick = rng.uniform(0.15, 0.35) * min(width, height)
+        thick = rng.uniform(0.1, 0.3) * min(width, height)
         if rng.random() < 0.5:
             top = y0 + rng.uniform(0, max(1.0, height - thick))
             draw.rectangle([x0 - 2, top, x0 + width + 2, top + thick], fill=level)
         else:
             left = x0 + rng.uniform(0, max(1.0, width - thick))
             draw.rectangle([left, y0 - 2, left + thick, y0 + height + 2], fill=level)
-    gains = [rng.uniform(0.75, 1.25) for _ in range(3)]  # colour cast and brightness
+    gains = [rng.uniform(0.8, 1.2) for _ in range(3)]  # colour cast and brightness
     image = image.point([min(255, round(v * gains[band])) for band in range(3)
                          for v in range(256)])
     box = (x0, y0, x0 + width - 1, y0 + height - 1)

@@ -22,7 +22,7 @@ from .loop import TrainingDiverged, TrainingInterrupted, TrainResult, train
 from .metrics import SplitMetrics, topk_correct
 from .mixup import MixupCutmix, smooth_one_hot, soft_target_cross_entropy
 from .precision import autocast_dtype
-from .recipes import RECIPES, Recipe, get_recipe
+from .recipes import RECIPES, Recipe, get_recipe, recipe_config
 
 __all__ = [
     "RECIPES",
@@ -46,6 +46,7 @@ __all__ = [
     "load_init",
     "load_teacher",
     "parse_teacher_spec",
+    "recipe_config",
     "smooth_one_hot",
     "soft_target_cross_entropy",
     "load_checkpoint",

@@ -106,5 +106,5 @@ def layerwise_lr_groups(model: MobileNetBase, weight_decay: float,
         depth = depth_of.get(id(parameter), 0)
         groups.setdefault((depth, parameter.ndim >= 2), []).append(parameter)
     return [{"params": params, "weight_decay": weight_decay if decays else 0.0,
-             "lr_scale": lr_decay**depth}
+             "decays": decays, "lr_scale": lr_decay**depth}
             for (depth, decays), params in sorted(groups.items())]

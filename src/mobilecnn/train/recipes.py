@@ -10,9 +10,12 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-__all__ = ["RECIPES", "Recipe", "get_recipe"]
+if TYPE_CHECKING:
+    from .config import TrainConfig
+
+__all__ = ["RECIPES", "Recipe", "get_recipe", "recipe_config"]
 
 
 @dataclass(frozen=True)
@@ -121,3 +124,15 @@ def get_recipe(name: str) -> Recipe:
     except KeyError:
         raise ValueError(f"unknown recipe {name!r}; known recipes: "
                          f"{', '.join(RECIPES)}") from None
+
+
+def recipe_config(name: str, base: Mapping[str, Any] | None = None,
+                  **options: Any) -> TrainConfig:
+    """A :class:`~mobilecnn.train.TrainConfig` of the recipe ``name``: ``base`` values (e.g.
+    a demo config's), then the recipe's settings, then ``options``; ``recipe`` records the
+    name."""
+    from .config import TrainConfig
+
+    recipe = get_recipe(name)
+    values = {**(base or {}), **recipe.settings, **options, "recipe": name}
+    return TrainConfig(**values)
