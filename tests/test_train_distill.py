@@ -66,6 +66,7 @@ def test_mobilecnn_checkpoint_teacher(tmp_path: Path) -> None:
         load_teacher(str(tmp_path / "missing.pt"), num_classes=4)
 
 
+@pytest.mark.slow  # builds four torchvision models: ~5 s on a busy 2-core machine
 def test_torchvision_teacher_from_a_file(tmp_path: Path) -> None:
     models = pytest.importorskip("torchvision.models", reason="torchvision teachers")
     weights = tmp_path / "mnv3.pth"
