@@ -25,6 +25,7 @@ from .deploy import (
     freeze_backbone,
     load_torchvision_state_dict,
     optimize_for_inference,
+    quantize,
     to_torchvision_state_dict,
     unfreeze_backbone,
 )
@@ -59,6 +60,7 @@ __all__ = [
     "make_divisible",
     "optimize_for_inference",
     "param_count",
+    "quantize",
     "summary",
     "to_torchvision_state_dict",
     "unfreeze_backbone",

@@ -6,7 +6,15 @@ One job per module:
   (BatchNorm folded, channels_last, optional bfloat16; the original is untouched);
 * :mod:`~mobilecnn.deploy.torchvision_weights` - :func:`load_torchvision_state_dict` /
   :func:`to_torchvision_state_dict`, explicit key rules between torchvision and mobilecnn;
-* :mod:`~mobilecnn.deploy.export` - :func:`export_onnx` / :func:`export_torchscript`.
+* :mod:`~mobilecnn.deploy.export` - :func:`export_onnx` / :func:`export_executorch` /
+  :func:`export_torchscript`;
+* :mod:`~mobilecnn.deploy.runtimes` - :class:`RuntimeModel`, an ONNX Runtime or ExecuTorch file
+  callable like a PyTorch model, and :func:`load_runtime_model`;
+* :mod:`~mobilecnn.deploy.quantize` - :func:`quantize`, post-training static int8;
+* :mod:`~mobilecnn.deploy.qat` - :func:`prepare_qat` / :func:`convert_qat`, quantization-aware
+  training (on the fake quantization of :mod:`~mobilecnn.deploy.fake_quant`);
+* :mod:`~mobilecnn.deploy.quant_report` - :func:`quantization_report`, int8 error per layer;
+* :mod:`~mobilecnn.deploy.bench` - :func:`benchmark`, every inference backend timed side by side.
 
 Feature extraction and freezing (:class:`FeatureExtractor`, :func:`freeze_backbone`) live in
 :mod:`mobilecnn.models.features` and are re-exported here. See ``docs/deployment.md``.
@@ -22,8 +30,13 @@ from ..models.features import (
     freeze_backbone,
     unfreeze_backbone,
 )
-from .export import export_onnx, export_torchscript
+from .bench import BenchResult, benchmark, benchmark_backends
+from .export import export_executorch, export_onnx, export_torchscript
 from .fold import fold_batchnorm, optimize_for_inference
+from .qat import convert_qat, prepare_qat
+from .quant_report import LayerQuantError, QuantizationReport, quantization_report
+from .quantize import QUANTIZATION_BACKENDS, available_quantization_backends, quantize
+from .runtimes import RuntimeModel, load_runtime_model
 from .torchvision_weights import (
     load_torchvision_state_dict,
     to_torchvision_state_dict,
@@ -31,16 +44,30 @@ from .torchvision_weights import (
 )
 
 __all__ = [
+    "QUANTIZATION_BACKENDS",
+    "BenchResult",
     "FeatureExtractor",
     "FrozenBatchNorm2d",
+    "LayerQuantError",
+    "QuantizationReport",
+    "RuntimeModel",
+    "available_quantization_backends",
+    "benchmark",
+    "benchmark_backends",
+    "convert_qat",
     "cpu_has_fast_bfloat16",
     "create_feature_extractor",
+    "export_executorch",
     "export_onnx",
     "export_torchscript",
     "fold_batchnorm",
     "freeze_backbone",
+    "load_runtime_model",
     "load_torchvision_state_dict",
     "optimize_for_inference",
+    "prepare_qat",
+    "quantization_report",
+    "quantize",
     "to_torchvision_state_dict",
     "torchvision_key_map",
     "unfreeze_backbone",
