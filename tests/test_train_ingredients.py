@@ -183,3 +183,17 @@ def test_cli_print_config_and_one_line_errors(
     code, _, err = cli("--mixup-alpha", "-1", "--print-config")
     assert code == 2 and "mixup_alpha must be a number >= 0" in err
     assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.slow  # quantizes with ONNX Runtime
+def test_qat_fine_tuning_writes_an_int8_model(strong, tmp_path: Path) -> None:
+    pytest.importorskip("onnxruntime", reason="--qat writes an ONNX Runtime int8 model")
+    from mobilecnn.deploy import load_runtime_model
+
+    config = tiny_config(tmp_path / "qat", epochs=1, lr=0.005, qat=True,
+                         init=str(strong.out_dir / "last.pt"))
+    result = run(config)
+    path = tmp_path / "qat" / "model_int8.onnx"
+    quantized = load_runtime_model(path)
+    logits = quantized(torch.randn(2, 3, 16, 16))
+    assert logits.shape == (2, 3) and result.history

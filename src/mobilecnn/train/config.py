@@ -198,6 +198,9 @@ class TrainConfig:
     layer_lr_decay: float = option(1.0, "layer-wise lr decay: each block below the "
                                    "classifier gets this factor less lr (1 = off)",
                                    metavar="FACTOR", check=_check_lr_decay)
+    qat: bool = option(False, "quantization-aware fine-tuning (with --init CHECKPOINT): train "
+                       "with fake int8 quantization (BatchNorm folded), then write "
+                       "model_int8.onnx (needs mobilecnn[onnx])")
     demo_classes: int = option(10, "classes of the generated demo data", cli=False)
     demo_train_per_class: int = option(300, "demo training images per class", cli=False)
     demo_val_per_class: int = option(50, "demo validation images per class", cli=False)
@@ -327,7 +330,7 @@ def check_field(name: str, value: Any) -> None:
         if not isinstance(value, str) or not value:
             raise ValueError("data must be a TinyImageNet folder or 'demo'")
     elif name in ("flip", "channels_last", "compile", "skip_bad", "skip_nonfinite", "ema",
-                  "ema_for_best", "freeze_backbone") and not isinstance(value, bool):
+                  "ema_for_best", "freeze_backbone", "qat") and not isinstance(value, bool):
         raise ValueError(f"{name} must be True or False, got {value!r}")
 
 

@@ -9,6 +9,7 @@ helpers live in their own modules.
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 import json
 import math
@@ -228,11 +229,14 @@ def _train(config: TrainConfig, ctx: DistContext, resume: str | Path | bool | No
     if checkpoint is not None and resume_path is not None:
         old_config = check_resume_compatible(checkpoint, config, resume_path, model_kwargs,
                                              classes, image_size, ctx.world_size)
-        model = checkpoint.build_model(resume_path)
+        model = (_qat_model(config, model_kwargs, checkpoint, resume_path) if config.qat
+                 else checkpoint.build_model(resume_path))
     else:
         model = create_model(config.model, **model_kwargs)
         if config.init is not None:
             init_message = load_init(model, config.init, classes)
+        if config.qat:
+            model = _prepare_qat(model)
     if config.freeze_backbone:
         freeze_backbone(model, freeze_norm=False)
     model.to(device)
@@ -309,6 +313,41 @@ def _train(config: TrainConfig, ctx: DistContext, resume: str | Path | bool | No
     finally:
         stop.restore()
     return _finish(run, root, log)
+
+
+def _prepare_qat(model: nn.Module) -> Any:
+    """The fake-quantized copy of ``model`` that a ``--qat`` run trains."""
+    from ..deploy.qat import prepare_qat
+
+    return prepare_qat(model)
+
+
+def _qat_model(config: TrainConfig, model_kwargs: dict[str, Any], checkpoint: Checkpoint,
+               path: Path) -> Any:
+    """A ``--qat`` run's model rebuilt from its checkpoint (fake-quantized weights)."""
+    model = _prepare_qat(create_model(config.model, **model_kwargs))
+    try:
+        model.load_state_dict(checkpoint.model)
+    except (RuntimeError, KeyError) as error:
+        detail = " ".join(str(error).split())[:200]
+        raise CheckpointError(path, f"is not a --qat run's checkpoint ({detail}); resume with "
+                              "the run's own --qat setting") from None
+    return model
+
+
+def _write_int8(run: _Run) -> Path:
+    """After a ``--qat`` run: the int8 ONNX model, calibrated on a few training batches."""
+    from ..deploy.qat import convert_qat
+
+    model = run.ema.module if run.ema is not None and run.config.ema_for_best else (
+        run.step.model)
+    every = run.loader.images
+    images = every[::max(1, every.shape[0] // 256)][:256]  # spread over the (sorted) split
+    calibration = [run.normalize(images[start:start + 64])
+                   for start in range(0, images.shape[0], 64)]
+    path = run.out_dir / "model_int8.onnx"
+    convert_qat(copy.deepcopy(model).cpu(), calibration, backend="onnxruntime").save(path)
+    return path
 
 
 def _refuse_existing_run(out_dir: Path) -> None:
@@ -564,6 +603,8 @@ def _finish(run: _Run, root: Path | None, log: MetricLog) -> TrainResult:
                 plots = plot_history(run.history, run.out_dir)
             except ImportError as error:
                 run.say(f"note: no plots ({error})")
+        if run.config.qat:
+            run.say(f"int8 model (quantization-aware trained): {_write_int8(run)}")
         summary = {"final": run.history[-1] if run.history else None,
                    "best_val_top1": run.best_top1, "rank_checksums": checksums,
                    "data_root": str(root) if root else None}
