@@ -180,6 +180,8 @@ def test_cli_print_config_and_one_line_errors(
     assert values["recipe"] == "tinyimagenet-strong" and values["epochs"] == 200
     code, _, err = cli("--recipe", "imagenet", "--print-config")
     assert code == 2 and "known recipes: tinyimagenet" in err
+    code, _, err = cli("--data", "demo", "--recipe", "finetune")
+    assert code == 2 and "add --init" in err
     code, _, err = cli("--mixup-alpha", "-1", "--print-config")
     assert code == 2 and "mixup_alpha must be a number >= 0" in err
     assert list(tmp_path.iterdir()) == []

@@ -138,6 +138,9 @@ def run_train(args: argparse.Namespace) -> int:
     if getattr(args, "print_config", False):
         print(json.dumps(config.to_dict(), indent=2))
         return 0
+    if config.recipe == "finetune" and config.init is None and resume_path is None:
+        raise CLIError("the finetune recipe starts from trained weights: add --init "
+                       "torchvision:PATH.pth (ImageNet mobilenet_v2) or --init CHECKPOINT")
     try:
         result = train(config, resume=resume_path)
     except TrainingInterrupted as stopped:
