@@ -1,236 +1,123 @@
-"""Eval-mode inference speed: torchvision mobilenet_v2 against mobilecnn MobileNetV2.
+"""Inference speed of every mobilecnn deploy path against torchvision (and timm) eager.
 
-Rows, all measured side by side in this one run (random weights, same architecture: the stock
-stride-32 MobileNetV2 at width 1.0, also at 64x64):
+A thin use of :func:`mobilecnn.deploy.benchmark_backends` (what ``mobilecnn bench`` runs) with
+the dev-only baselines added to the same round-robin: ``torchvision.models.mobilenet_v2`` in
+eager mode (the baseline of every ratio) and, when installed, timm's ``mobilenetv2_100``.
+Cases (random weights; speed does not depend on them):
 
-* torchvision eager - ``torchvision.models.mobilenet_v2()``, the baseline of every ratio
-* mobilecnn plain   - ``MobileNetV2().eval()``
-* optimized fp32    - ``optimize_for_inference(model)``: BN folded, channels_last
-* TorchScript fp32  - the frozen trace that ``export_torchscript`` writes (optimized first)
-* optimized bf16    - ``optimize_for_inference(model, dtype=torch.bfloat16)``; timed only where
-  the CPU has native bfloat16 (AVX512-BF16/AMX) or with ``--force-bf16``: emulated bfloat16 is
-  tens of times slower. Its max relative logit difference from fp32 is always reported.
+* MobileNetV2 1.0, stride 32, 1000 classes at batch 1 x 224 and batch 256 x 64;
+* the small-input model, MobileNetV2 1.0 with ``total_stride=16`` and 200 classes, at
+  batch 1 x 64 and 256 x 64; the baselines get the same architecture by setting their stem
+  convolution to stride 1.
 
-Variants are timed round-robin (one call of each in turn) so that load from other processes
-hits them alike; the table gives medians. MAC/s are the model's multiply-accumulates
-(``mobilecnn.mac_count``) per second, also as a fraction of the fp32 peak measured here with a
-large ``torch.mm`` (2 FLOPs per MAC).
-
-    python benchmarks/inference.py            # about 1-2 minutes on a 2-core CPU
-    python benchmarks/inference.py --threads 1 --json /tmp/inference.json  # a busy machine
+    python benchmarks/inference.py --threads 1 --csv /tmp/inference.csv   # a busy machine
+    python benchmarks/inference.py --cases 1x224 --backends optimized,onnxruntime-int8
 """
 
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import platform
-import statistics
 import sys
 import time
-import warnings
-from collections.abc import Callable
 from typing import Any
 
 import torch
 from torch import nn
 
-from mobilecnn import MobileNetV2, mac_count
-from mobilecnn.deploy import cpu_has_fast_bfloat16, optimize_for_inference
+from mobilecnn import MobileNetV2
+from mobilecnn.deploy import BenchResult, benchmark_backends
+from mobilecnn.deploy.bench import BACKENDS, format_table, write_csv
 
-CASES = ((1, 224), (256, 64))  # (batch, image size)
-
-
-def matmul_flops(seconds: float = 2.0, n: int = 2048) -> float:
-    """fp32 FLOP/s of a square ``torch.mm`` (the median of repeated calls)."""
-    a, b = torch.randn(n, n), torch.randn(n, n)
-    torch.mm(a, b)
-    times: list[float] = []
-    deadline = time.perf_counter() + seconds
-    while time.perf_counter() < deadline or len(times) < 3:
-        start = time.perf_counter()
-        torch.mm(a, b)
-        times.append(time.perf_counter() - start)
-    return 2 * n**3 / statistics.median(times)
+CASES = {  # name -> (batch, image size, total_stride, classes)
+    "1x224": (1, 224, 32, 1000),
+    "256x64": (256, 64, 32, 1000),
+    "small-1x64": (1, 64, 16, 200),
+    "small-256x64": (256, 64, 16, 200),
+}
 
 
-def time_round_robin(
-    variants: dict[str, Callable[[torch.Tensor], torch.Tensor]],
-    x: torch.Tensor,
-    budget_s: float,
-    min_reps: int,
-    max_reps: int,
-) -> dict[str, list[float]]:
-    """Seconds per call of each variant, interleaved until the budget or ``max_reps``."""
-    times: dict[str, list[float]] = {name: [] for name in variants}
-    with torch.inference_mode():
-        for function in variants.values():  # warm-up: oneDNN primitive creation, allocator
-            function(x)
-        deadline = time.perf_counter() + budget_s
-        for rep in range(max_reps):
-            if rep >= min_reps and time.perf_counter() > deadline:
-                break
-            for name, function in variants.items():
-                start = time.perf_counter()
-                function(x)
-                times[name].append(time.perf_counter() - start)
-    return times
-
-
-def max_relative_difference(actual: torch.Tensor, expected: torch.Tensor) -> float:
-    return ((actual.float() - expected.float()).abs().max() / expected.abs().max()).item()
-
-
-def torchscript(model: nn.Module, example: torch.Tensor) -> torch.jit.ScriptModule:
-    """What ``export_torchscript`` writes, without the file: trace, then freeze."""
-    with warnings.catch_warnings(), torch.no_grad():
-        warnings.simplefilter("ignore")
-        return torch.jit.freeze(torch.jit.trace(model, example))
-
-
-def run(args: argparse.Namespace) -> dict[str, Any]:
+def baselines(num_classes: int, total_stride: int) -> dict[str, nn.Module]:
+    """torchvision's (and timm's) MobileNetV2; for total_stride=16 their stem convolution is
+    set to stride 1, which is exactly mobilecnn's ``total_stride=16`` architecture."""
     import torchvision
 
-    torch.manual_seed(0)
-    if args.threads:
-        torch.set_num_threads(args.threads)
-    native_bf16 = cpu_has_fast_bfloat16()
-    time_bf16 = native_bf16 or args.force_bf16
-    peak = matmul_flops()
-    tv = torchvision.models.mobilenet_v2(weights=None).eval()
-    plain = MobileNetV2().eval()
-    # Non-trivial BatchNorm statistics, so that folding has something to get wrong.
+    tv = torchvision.models.mobilenet_v2(num_classes=num_classes).eval()
+    if total_stride == 16:
+        tv.features[0][0].stride = (1, 1)
+    models: dict[str, nn.Module] = {"torchvision eager": tv}
+    try:
+        import timm
+    except ImportError:
+        return models
+    timm_model = timm.create_model("mobilenetv2_100", num_classes=num_classes).eval()
+    if total_stride == 16:
+        timm_model.conv_stem.stride = (1, 1)
+    models["timm eager"] = timm_model
+    return models
+
+
+def run_case(name: str, args: argparse.Namespace) -> list[BenchResult]:
+    batch, size, total_stride, classes = CASES[name]
+    model = MobileNetV2(num_classes=classes, total_stride=total_stride).eval()
     generator = torch.Generator().manual_seed(1)
-    with torch.no_grad():
-        for module in plain.modules():
+    with torch.no_grad():  # non-trivial BatchNorm statistics, so folding has work to do
+        for module in model.modules():
             if isinstance(module, nn.BatchNorm2d):
                 module.running_mean.copy_(torch.randn(module.num_features, generator=generator))
                 module.running_var.uniform_(0.5, 2.0, generator=generator)
-    optimized = optimize_for_inference(plain)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", RuntimeWarning)  # "no native bfloat16": reported below
-        bf16 = optimize_for_inference(plain, dtype=torch.bfloat16)
-
-    results: dict[str, Any] = {
-        "machine": {
-            "cpu": platform.processor() or platform.machine(),
-            "cpu_capability": torch.backends.cpu.get_cpu_capability(),
-            "native_bf16": native_bf16,
-            "threads": torch.get_num_threads(),
-            "torch": torch.__version__,
-            "torchvision": torchvision.__version__,
-            "load_average": os.getloadavg()[0] if hasattr(os, "getloadavg") else None,
-        },
-        "matmul_fp32_gflops": peak / 1e9,
-        "cases": [],
-    }
-    for batch, size in CASES:
-        x = torch.randn(batch, 3, size, size)
-        macs = mac_count(plain, size) * batch
-        variants: dict[str, Callable[[torch.Tensor], torch.Tensor]] = {
-            "torchvision eager": tv,
-            "mobilecnn plain": plain,
-            "optimized fp32": optimized,
-            "TorchScript fp32": torchscript(optimized, x),
-        }
-        if time_bf16:
-            variants["optimized bf16"] = bf16
-        with torch.inference_mode():
-            reference = plain(x)
-            fp32_diff = max_relative_difference(optimized(x), reference)
-            # bf16 accuracy: on this input when timed, else on one small image (emulation is slow)
-            probe = x if time_bf16 else x[:1, :, :64, :64]
-            probe_reference = reference if time_bf16 else plain(probe)
-            bf16_diff = max_relative_difference(bf16(probe), probe_reference)
-        budget = args.budget * (0.35 if batch == 1 else 0.65)
-        times = time_round_robin(variants, x, budget, args.min_reps, max_reps=200)
-        baseline = statistics.median(times["torchvision eager"])
-        rows = []
-        for name, samples in times.items():
-            median = statistics.median(samples)
-            rows.append({
-                "variant": name,
-                "median_ms": median * 1e3,
-                "images_per_s": batch / median,
-                "speedup_vs_torchvision": baseline / median,
-                "gmacs_per_s": macs / median / 1e9,
-                "fraction_of_matmul_peak": 2 * macs / median / peak,
-                "reps": len(samples),
-            })
-        results["cases"].append({
-            "batch": batch,
-            "image_size": size,
-            "macs_per_batch": macs,
-            "fp32_max_relative_difference": fp32_diff,
-            "bf16_max_relative_difference": bf16_diff,
-            "bf16_difference_input": list(probe.shape),
-            "bf16_timed": time_bf16,
-            "rows": rows,
-        })
-    return results
-
-
-def print_report(results: dict[str, Any]) -> None:
-    machine = results["machine"]
-    print(f"torch {machine['torch']}, torchvision {machine['torchvision']}, "
-          f"{machine['threads']} threads, CPU capability {machine['cpu_capability']}, "
-          f"native bf16: {machine['native_bf16']}, load average at start: "
-          f"{machine['load_average']}")
-    load, cores = machine["load_average"], os.cpu_count() or 1
-    if load is not None and load > cores and machine["threads"] > 1:
-        print(f"WARNING: the machine is busy (load {load:.1f} on {cores} cores); multi-threaded "
-              "timings collapse under oversubscription: rerun when it is quiet, or with "
-              "--threads 1 for fair ratios")
-    print(f"fp32 matmul peak (2048x2048 torch.mm): {results['matmul_fp32_gflops']:.1f} GFLOP/s")
-    for case in results["cases"]:
-        print()
-        print(f"batch {case['batch']} x 3x{case['image_size']}x{case['image_size']} "
-              f"({case['macs_per_batch'] / 1e9:.2f} GMACs per batch)")
-        print("| variant | median ms | images/s | vs torchvision | GMAC/s | of matmul peak "
-              "| reps |")
-        print("| --- | ---: | ---: | ---: | ---: | ---: | ---: |")
-        for row in case["rows"]:
-            print(f"| {row['variant']} | {row['median_ms']:.1f} | {row['images_per_s']:.1f} | "
-                  f"{row['speedup_vs_torchvision']:.2f}x | {row['gmacs_per_s']:.2f} | "
-                  f"{100 * row['fraction_of_matmul_peak']:.1f}% | {row['reps']} |")
-        print(f"optimized fp32 max relative logit difference: "
-              f"{case['fp32_max_relative_difference']:.2e}")
-        shape = "x".join(str(v) for v in case["bf16_difference_input"])
-        timed = "" if case["bf16_timed"] else (
-            " (bf16 not timed: this CPU has no native bfloat16; --force-bf16 times it anyway)"
-        )
-        print(f"bf16 max relative logit difference (input {shape}): "
-              f"{case['bf16_max_relative_difference']:.2e}{timed}")
+    label = f"mobilenet_v2 (total_stride={total_stride}, {classes} classes)"
+    return benchmark_backends(
+        model, size, batch, backends=args.backends, extra=baselines(classes, total_stride),
+        model_name=label,
+        threads=args.threads or None, warmup=args.warmup, min_reps=args.min_reps,
+        max_reps=args.max_reps, budget_s=args.budget, progress=sys.stderr.isatty(),
+    )
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--budget", type=float, default=40.0,
-                        help="seconds of timing for both cases together (default 40)")
-    parser.add_argument("--min-reps", type=int, default=3,
-                        help="calls of each variant at least, budget or not (default 3)")
-    parser.add_argument("--threads", type=int, default=0,
-                        help="torch threads (default: torch's choice)")
-    parser.add_argument("--force-bf16", action="store_true",
-                        help="time bf16 even where the CPU only emulates it (very slow)")
-    parser.add_argument("--json", default=None, help="also write the results to this file")
+    parser.add_argument("--cases", default=",".join(CASES),
+                        help=f"comma-separated, from {', '.join(CASES)} (default: all)")
+    parser.add_argument("--backends", default=None,
+                        help="comma-separated mobilecnn backends (default: all but compile)")
+    parser.add_argument("--threads", type=int, default=0, help="default: torch's choice")
+    parser.add_argument("--budget", type=float, default=30.0,
+                        help="seconds of timing per case (default 30)")
+    parser.add_argument("--warmup", type=int, default=2)
+    parser.add_argument("--min-reps", type=int, default=5)
+    parser.add_argument("--max-reps", type=int, default=200)
+    parser.add_argument("--csv", default=None, help="also write all rows to this CSV file")
     args = parser.parse_args(argv)
-    if args.budget <= 0 or args.min_reps < 1:
-        parser.error("--budget must be > 0 and --min-reps >= 1")
+    cases = [c.strip() for c in args.cases.split(",") if c.strip()]
+    if not cases or any(c not in CASES for c in cases):
+        parser.error(f"--cases: choose from {', '.join(CASES)}")
+    if args.backends is not None:
+        args.backends = [b.strip() for b in args.backends.split(",") if b.strip()]
+        if any(b not in BACKENDS for b in args.backends):
+            parser.error(f"--backends: choose from {', '.join(BACKENDS)}")
     try:
         import torchvision  # noqa: F401
     except ImportError:
         parser.error("the baseline needs torchvision: pip install torchvision")
     start = time.perf_counter()
-    results = run(args)
-    results["wall_s"] = time.perf_counter() - start
-    print_report(results)
-    print(f"\nwall time {results['wall_s']:.0f} s; command: python benchmarks/inference.py "
-          + " ".join(sys.argv[1:] if argv is None else argv))
-    if args.json:
-        with open(args.json, "w", encoding="utf-8") as handle:
-            json.dump(results, handle, indent=2)
+    load: Any = os.getloadavg()[0] if hasattr(os, "getloadavg") else None
+    print(f"torch {torch.__version__}, {platform.processor() or platform.machine()}, CPU "
+          f"capability {torch.backends.cpu.get_cpu_capability()}, threads "
+          f"{args.threads or torch.get_num_threads()}, load average at start {load}")
+    everything: list[BenchResult] = []
+    for name in cases:
+        results = run_case(name, args)
+        everything += results
+        batch, size, _, _ = CASES[name]
+        print(f"\n{name}: batch {batch} x 3x{size}x{size}, {results[0].model} "
+              "(speed-up vs the first row, torchvision eager)")
+        print(format_table(results))
+    if args.csv:
+        write_csv(everything, args.csv)
+    print(f"\nwall time {time.perf_counter() - start:.0f} s; command: python "
+          f"benchmarks/inference.py {' '.join(sys.argv[1:] if argv is None else argv)}")
     return 0
 
 

@@ -8,6 +8,8 @@ alike; the ratio is the figure to read.
     python benchmarks/train.py                      # CPU, batch 64
     python benchmarks/train.py --device cuda        # GPU: batch 512, AMP, channels_last,
                                                     # projected TinyImageNet epoch time
+    python benchmarks/train.py --no-bf16 --ingredients --compile   # + strong-recipe step,
+                                                    # + torch.compile
 
 It also reports what bf16 autocast costs in accuracy terms on one batch: logit differences,
 top-1 agreement and loss difference against fp32 with the same weights (``--accuracy-epochs N``
@@ -51,23 +53,37 @@ def sync(device: torch.device) -> None:
 
 def mobilecnn_step(
     num_classes: int, batch: int, device: torch.device, precision: str, channels_last: bool,
+    ingredients: bool = False, compile: bool = False,
 ) -> tuple[Callable[[], None], nn.Module, torch.dtype | None]:
     """One training step as `mobilecnn train` runs it (the same ``train_step`` function):
     uint8 batch -> BatchAugment on the device -> (channels_last) -> autocast forward ->
-    label-smoothed loss -> SGD step."""
+    label-smoothed loss -> SGD step. ``ingredients`` adds what the strong recipes add: EMA,
+    Mixup/CutMix, RandAugment and random erasing; ``compile`` wraps the model in
+    ``torch.compile`` as ``--compile`` does."""
+    from mobilecnn.data import RandAugment, RandomErasing
+    from mobilecnn.train import MixupCutmix, ModelEma, soft_target_cross_entropy
+
     model = create_model("mobilenet_v2", num_classes=num_classes, total_stride=16).to(device)
     if channels_last:
         model = model.to(memory_format=torch.channels_last)
     optimizer = build_optimizer(model, "sgd", lr=0.01, weight_decay=1e-4)
     dtype = autocast_dtype(precision, device)
     parts = TrainStep(
-        model=model, forward=model, optimizer=optimizer, scheduler=None,
+        model=model, forward=torch.compile(model) if compile else model,  # type: ignore[arg-type]
+        optimizer=optimizer, scheduler=None,
         scaler=torch.amp.GradScaler(device.type, enabled=dtype == torch.float16),
-        criterion=nn.CrossEntropyLoss(label_smoothing=0.1),
+        criterion=(soft_target_cross_entropy if ingredients
+                   else nn.CrossEntropyLoss(label_smoothing=0.1)),
         augment=BatchAugment(train=True, crop="pad", flip=True, mean=TINYIMAGENET_MEAN,
-                             std=TINYIMAGENET_STD),
+                             std=TINYIMAGENET_STD,
+                             auto_augment=RandAugment() if ingredients else None,
+                             erasing=RandomErasing(0.25) if ingredients else None),
         generator=torch.Generator().manual_seed(0), dtype=dtype, device=device,
-        channels_last=channels_last)
+        channels_last=channels_last,
+        mix=MixupCutmix(num_classes, 0.2, 1.0) if ingredients else None)
+    if ingredients:
+        ema = ModelEma(model, decay=0.9998)
+        parts.after_optimizer_step.append(lambda done: ema.update(done.model))
     images = torch.randint(0, 256, (batch, 3, 64, 64), dtype=torch.uint8, device=device)
     labels = torch.randint(0, num_classes, (batch,), device=device)
 
@@ -169,6 +185,13 @@ def main() -> None:
     parser.add_argument("--accuracy-epochs", type=int, default=0,
                         help="also train the demo for N epochs in fp32 and bf16 (slow)")
     parser.add_argument("--accuracy-out", default="runs/bench-bf16")
+    parser.add_argument("--no-bf16", action="store_true",
+                        help="leave out the bf16 candidate (slow on CPUs without bf16 units)")
+    parser.add_argument("--ingredients", action="store_true",
+                        help="also time the step with EMA + Mixup/CutMix + RandAugment + "
+                             "random erasing")
+    parser.add_argument("--compile", action="store_true",
+                        help="also time the step with torch.compile (compiles first: minutes)")
     args = parser.parse_args()
 
     if args.threads:
@@ -184,13 +207,18 @@ def main() -> None:
     baseline, baseline_model = baseline_step(args.num_classes, batch, device)
     candidates: dict[str, Callable[[], None]] = {"torchvision fp32 (plain loop)": baseline}
     ours_model: nn.Module | None = None
-    settings = [("fp32", True, "mobilecnn fp32 + channels_last"),
-                ("bf16", True, "mobilecnn bf16 autocast + channels_last")]
-    if device.type == "cuda":
-        settings = [("auto", True, "mobilecnn AMP (auto) + channels_last")]
-    for precision, channels_last, label in settings:
+    main_precision = "auto" if device.type == "cuda" else "fp32"
+    name = "mobilecnn AMP (auto)" if device.type == "cuda" else "mobilecnn fp32"
+    settings = [(main_precision, False, False, f"{name} + channels_last")]
+    if device.type != "cuda" and not args.no_bf16:
+        settings.append(("bf16", False, False, "mobilecnn bf16 autocast + channels_last"))
+    if args.ingredients:
+        settings.append((main_precision, True, False, f"{name} + channels_last + ingredients"))
+    if args.compile:
+        settings.append((main_precision, False, True, f"{name} + channels_last + compile"))
+    for precision, ingredients, compiled, label in settings:
         step, ours_model, _ = mobilecnn_step(args.num_classes, batch, device, precision,
-                                             channels_last)
+                                             True, ingredients=ingredients, compile=compiled)
         candidates[label] = step
     assert ours_model is not None
     ours, theirs = param_count(ours_model), param_count(baseline_model)
@@ -205,9 +233,9 @@ def main() -> None:
     print(f"clock: {args.clock} time, median of {args.rounds} alternating rounds of "
           f"{args.steps_per_round} steps")
     base = seconds["torchvision fp32 (plain loop)"]
-    print(f"\n{'training step':<44}{'images/s':>10}{'vs plain':>10}")
+    print(f"\n{'training step':<56}{'images/s':>10}{'vs plain':>10}")
     for name, value in seconds.items():
-        print(f"{name:<44}{batch / value:>10.1f}{base / value:>9.2f}x")
+        print(f"{name:<56}{batch / value:>10.1f}{base / value:>9.2f}x")
     if device.type == "cuda":
         best = min(value for name, value in seconds.items() if name.startswith("mobilecnn"))
         rate = batch / best

@@ -15,12 +15,12 @@ import traceback
 from collections.abc import Sequence
 from typing import NoReturn
 
-from . import data_commands, export_commands, model_commands, train_commands
+from . import bench_commands, data_commands, export_commands, model_commands, train_commands
 from .common import CLIError
 
 __all__ = ["CLIError", "build_parser", "expected_error_message", "main"]
 
-COMMAND_GROUPS = (model_commands, data_commands, train_commands, export_commands)
+COMMAND_GROUPS = (model_commands, data_commands, train_commands, export_commands, bench_commands)
 
 
 class _OneLineErrorParser(argparse.ArgumentParser):

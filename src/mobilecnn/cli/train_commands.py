@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import json
 from pathlib import Path
 from typing import Any
 
@@ -32,6 +33,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     add_config_options(train, TrainConfig, check_field)
     train.add_argument("--resume", nargs="?", const="last", metavar="PATH",
                        help="continue from <out>/last.pt, or from PATH")
+    train.add_argument("--print-config", action="store_true",
+                       help="print the resolved settings (recipe, defaults, options given) as "
+                            "JSON and exit without training")
     train.set_defaults(func=run_train)
 
     evaluate = subparsers.add_parser(
@@ -88,9 +92,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 def _train_config(args: argparse.Namespace) -> tuple[Any, Path | None]:
     from ..train.checkpoints import Checkpoint
     from ..train.config import TrainConfig, demo_config
+    from ..train.recipes import get_recipe
     from ..train.resume import saved_config
 
     given = given_config_values(args, TrainConfig)
+    if given.get("recipe") is not None:  # the recipe fills in what was not given
+        given = {**get_recipe(given["recipe"]).settings, **given}
     resume = getattr(args, "resume", None)
     if resume is not None:
         out_dir = Path(given.get("out_dir", TrainConfig.out_dir))
@@ -105,6 +112,8 @@ def _train_config(args: argparse.Namespace) -> tuple[Any, Path | None]:
         given.setdefault("out_dir", "mobilecnn-demo")
         return demo_config(**given), None
     if "data" not in given:
+        if getattr(args, "print_config", False):
+            return TrainConfig(**given), None
         raise CLIError("--data is required: a tiny-imagenet-200 folder, or 'demo'")
     return TrainConfig(**given), None
 
@@ -127,6 +136,12 @@ def run_train(args: argparse.Namespace) -> int:
     from ..train.loop import TrainingInterrupted, train
 
     config, resume_path = _train_config(args)
+    if getattr(args, "print_config", False):
+        print(json.dumps(config.to_dict(), indent=2))
+        return 0
+    if config.recipe == "finetune" and config.init is None and resume_path is None:
+        raise CLIError("the finetune recipe starts from trained weights: add --init "
+                       "torchvision:PATH.pth (ImageNet mobilenet_v2) or --init CHECKPOINT")
     try:
         result = train(config, resume=resume_path)
     except TrainingInterrupted as stopped:

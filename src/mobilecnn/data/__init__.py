@@ -25,7 +25,7 @@ from .cache import (
     prepare_cache,
     read_cache_info,
 )
-from .demo import DEMO_CLASSES, make_demo_dataset
+from .demo import DEMO_CLASSES, DIFFICULTIES, HARD_DEMO_CLASSES, make_demo_dataset
 from .download import (
     OFFICIAL_MD5,
     OFFICIAL_URL,
@@ -34,6 +34,7 @@ from .download import (
     safe_extract_zip,
 )
 from .loader import CachedBatchLoader, JPEGLoader, jpeg_loader, shard_indices
+from .randaugment import AUGMENT_OPS, RandAugment, RandomErasing, TrivialAugmentWide, apply_op
 from .tinyimagenet import (
     IMAGE_EXTENSIONS,
     CorruptImageError,
@@ -44,11 +45,16 @@ from .tinyimagenet import (
 )
 
 __all__ = [
+    "AUGMENT_OPS",
     "CACHE_DIRNAME",
     "DEMO_CLASSES",
+    "DIFFICULTIES",
+    "HARD_DEMO_CLASSES",
     "IMAGE_EXTENSIONS",
     "OFFICIAL_MD5",
     "OFFICIAL_URL",
+    "RandAugment",
+    "RandomErasing",
     "TINYIMAGENET_MEAN",
     "TINYIMAGENET_STD",
     "BatchAugment",
@@ -60,6 +66,8 @@ __all__ = [
     "ImageFolderSplit",
     "JPEGLoader",
     "TinyImageNet",
+    "TrivialAugmentWide",
+    "apply_op",
     "cache_path",
     "compute_mean_std",
     "download_tiny_imagenet",

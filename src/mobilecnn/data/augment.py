@@ -11,6 +11,7 @@ import torch.nn.functional as F
 
 if TYPE_CHECKING:
     from .cache import DecodedSplit
+    from .randaugment import RandAugment, RandomErasing, TrivialAugmentWide
 
 __all__ = ["TINYIMAGENET_MEAN", "TINYIMAGENET_STD", "BatchAugment", "compute_mean_std"]
 
@@ -50,10 +51,12 @@ class BatchAugment:
     ``train=True``: a random crop (``crop="pad"``: zero-pad by ``padding`` and crop back to
     ``H x W``; ``"resized"``: a random area in ``scale`` of the image with aspect ratio in
     ``ratio``, resized bilinearly to the output size; ``"none"``), a random horizontal flip
-    (``flip``), then ``(x / 255 - mean) / std``. ``train=False`` only converts and normalizes
-    (and resizes when ``output_size`` differs from the input size). Random numbers come from
-    ``generator`` (a CPU generator gives identical results on every device) or torch's default
-    CPU generator; every step is vectorized over the batch.
+    (``flip``), then ``auto_augment`` (a :class:`RandAugment` or :class:`TrivialAugmentWide`,
+    each image its own operations, on uint8), then ``(x / 255 - mean) / std``, then ``erasing``
+    (a :class:`RandomErasing`, on the normalized batch). ``train=False`` only converts and
+    normalizes (and resizes when ``output_size`` differs from the input size). Random numbers
+    come from ``generator`` (a CPU generator gives identical results on every device) or
+    torch's default CPU generator; every step is vectorized over the batch.
     """
 
     def __init__(
@@ -67,6 +70,8 @@ class BatchAugment:
         std: Sequence[float] = TINYIMAGENET_STD,
         output_size: int | tuple[int, int] | None = None,
         ratio: tuple[float, float] = (3 / 4, 4 / 3),
+        auto_augment: RandAugment | TrivialAugmentWide | None = None,
+        erasing: RandomErasing | None = None,
     ) -> None:
         if crop not in ("pad", "resized", "none"):
             raise ValueError(f"crop must be 'pad', 'resized' or 'none', got {crop!r}")
@@ -94,11 +99,15 @@ class BatchAugment:
         self.std = tuple(float(s) for s in std)
         self.output_size: tuple[int, int] | None = (
             (int(output_size[0]), int(output_size[1])) if output_size is not None else None)
+        self.auto_augment = auto_augment
+        self.erasing = erasing
 
     def __repr__(self) -> str:
         return (f"BatchAugment(train={self.train}, crop={self.crop!r}, padding={self.padding}, "
                 f"scale={self.scale}, flip={self.flip}, mean={self.mean}, std={self.std}, "
-                f"output_size={self.output_size})")
+                f"output_size={self.output_size}"
+                + (f", auto_augment={self.auto_augment!r}" if self.auto_augment else "")
+                + (f", erasing={self.erasing!r}" if self.erasing else "") + ")")
 
     def __call__(self, images: torch.Tensor,
                  generator: torch.Generator | None = None) -> torch.Tensor:
@@ -113,15 +122,28 @@ class BatchAugment:
                              f"{len(self.mean)} values")
         height, width = images.shape[-2:]
         out_size = self.output_size or (height, width)
-        if self.train and self.crop == "resized":
+        if self.train and self.crop == "resized" and self.auto_augment is None:
             # normalizing first is exact: bilinear weights sum to 1 and borders are replicated
-            return self._resized_crop(self._normalize(images), out_size, generator)
-        if self.train and (self.crop == "pad" or self.flip):
+            batch = self._resized_crop(self._normalize(images), out_size, generator)
+            return self._erase(batch, generator)
+        if self.train and self.crop == "resized":
+            # the policy works on pixels: crop on 0..255, back to uint8 as a per-image pipeline
+            cropped = self._resized_crop(images.float(), out_size, generator)
+            images = cropped.round_().clamp_(0, 255).to(torch.uint8)
+            height, width = images.shape[-2:]
+        elif self.train and (self.crop == "pad" or self.flip):
             images = self._pad_crop_flip(images, generator)
+        if self.train and self.auto_augment is not None:
+            images = self.auto_augment(images, generator)
         batch = self._normalize(images)
         if out_size != (height, width):
             batch = F.interpolate(batch, size=out_size, mode="bilinear", align_corners=False,
                                   antialias=out_size[0] < height or out_size[1] < width)
+        return self._erase(batch, generator)
+
+    def _erase(self, batch: torch.Tensor, generator: torch.Generator | None) -> torch.Tensor:
+        if self.train and self.erasing is not None:
+            return self.erasing(batch, generator)
         return batch
 
     def _random(self, count: int, generator: torch.Generator | None) -> torch.Tensor:

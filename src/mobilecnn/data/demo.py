@@ -17,7 +17,7 @@ from typing import Any
 
 from ._deps import require_pil_image, tqdm_bar
 
-__all__ = ["DEMO_CLASSES", "DemoClass", "make_demo_dataset"]
+__all__ = ["DEMO_CLASSES", "DIFFICULTIES", "HARD_DEMO_CLASSES", "DemoClass", "make_demo_dataset"]
 
 MARKER_NAME = ".mobilecnn_demo.json"
 GENERATOR_VERSION = 2
@@ -44,9 +44,13 @@ class DemoClass:
     kind: str
     """A shape of SHAPES or a texture of TEXTURES."""
     colour: str | None = None
+    texture: str | None = None
+    """Hard data only: a shape filled with this texture instead of a colour."""
 
     @property
     def name(self) -> str:
+        if self.texture:
+            return f"{self.texture} {self.kind}"
         return f"{self.colour} {self.kind}" if self.colour else f"{self.kind} patch"
 
 
@@ -64,6 +68,13 @@ def _catalog() -> tuple[DemoClass, ...]:
 
 DEMO_CLASSES = _catalog()
 """Every class the generator can draw, in the order ``num_classes`` takes them."""
+
+DIFFICULTIES = ("easy", "hard")
+"""``make_demo_dataset`` difficulties: ``"easy"`` (the demo) and ``"hard"`` (for ablations)."""
+
+HARD_DEMO_CLASSES = DEMO_CLASSES + tuple(
+    DemoClass(shape, texture=texture) for texture in TEXTURES for shape in SHAPES)
+"""The classes of ``difficulty="hard"``: ``DEMO_CLASSES`` and the shapes filled with textures."""
 
 
 def _jitter(colour: tuple[int, int, int], rng: random.Random, amount: int = 25) -> tuple[int, ...]:
@@ -176,6 +187,80 @@ def _draw(demo_class: DemoClass, size: int, rng: random.Random) -> tuple[Any, tu
     return image, clipped
 
 
+def _shape_mask(kind: str, side: int, angle: float) -> Any:
+    """An ``L`` mask ``side x side`` of ``kind`` centred in it (255 inside)."""
+    image_module = require_pil_image()
+    from PIL import ImageDraw
+
+    mask = image_module.new("L", (side, side), 0)
+    draw = ImageDraw.Draw(mask)
+    centre, radius = side / 2, side / 2 - 1
+    if kind in ("circle", "ring"):
+        bounds = [centre - radius, centre - radius, centre + radius, centre + radius]
+        if kind == "circle":
+            draw.ellipse(bounds, fill=255)
+        else:
+            draw.ellipse(bounds, outline=255, width=max(2, round(radius * 0.45)))
+    else:
+        draw.polygon(_shape_points(kind, centre, centre, radius, angle), fill=255)
+    return mask
+
+
+def _draw_hard(demo_class: DemoClass, size: int, rng: random.Random
+               ) -> tuple[Any, tuple[int, ...]]:
+    """One hard image: the class object at a wide range of scales, with strong colour jitter,
+    smaller distractor shapes, an occluding bar and a global colour cast."""
+    image_module = require_pil_image()
+    from PIL import ImageDraw
+
+    image = _background(size, rng)
+    draw = ImageDraw.Draw(image)
+    for _ in range(rng.randint(1, 4)):  # distractors: smaller shapes of any colour
+        kind = rng.choice(SHAPES)
+        radius = rng.uniform(0.04, 0.08) * size
+        cx, cy = rng.uniform(0, size), rng.uniform(0, size)
+        colour = _jitter(rng.choice(list(COLOURS.values())), rng, 45)
+        if kind in ("circle", "ring"):
+            draw.ellipse([cx - radius, cy - radius, cx + radius, cy + radius], fill=colour)
+        else:
+            draw.polygon(_shape_points(kind, cx, cy, radius, rng.uniform(0, 2 * math.pi)),
+                         fill=colour)
+    angle = rng.uniform(0, 2 * math.pi)
+    if demo_class.colour is None and demo_class.texture is None:  # a textured patch
+        side = round(rng.uniform(0.3, 0.7) * size)
+        patch = _texture_patch(demo_class.kind, side, rng)
+        mask = image_module.new("L", (side, side), 255).rotate(
+            math.degrees(angle), image_module.Resampling.BILINEAR, expand=True)
+        patch = patch.rotate(math.degrees(angle), image_module.Resampling.BILINEAR, expand=True)
+    else:
+        side = max(8, round(2 * rng.uniform(0.17, 0.4) * size))
+        mask = _shape_mask(demo_class.kind, side, angle)
+        if demo_class.texture is not None:
+            patch = _texture_patch(demo_class.texture, side, rng)
+        else:
+            patch = image_module.new("RGB", (side, side),
+                                     _jitter(COLOURS[demo_class.colour or "white"], rng, 45))
+    width, height = patch.size
+    x0 = rng.randint(0, max(0, size - width)) if width <= size else (size - width) // 2
+    y0 = rng.randint(0, max(0, size - height)) if height <= size else (size - height) // 2
+    image.paste(patch, (x0, y0), mask)
+    draw = ImageDraw.Draw(image)
+    if rng.random() < 0.5:  # occlusion: a bar across part of the object
+        level = tuple(rng.randint(0, 255) for _ in range(3))
+        thick = rng.uniform(0.1, 0.3) * min(width, height)
+        if rng.random() < 0.5:
+            top = y0 + rng.uniform(0, max(1.0, height - thick))
+            draw.rectangle([x0 - 2, top, x0 + width + 2, top + thick], fill=level)
+        else:
+            left = x0 + rng.uniform(0, max(1.0, width - thick))
+            draw.rectangle([left, y0 - 2, left + thick, y0 + height + 2], fill=level)
+    gains = [rng.uniform(0.8, 1.2) for _ in range(3)]  # colour cast and brightness
+    image = image.point([min(255, round(v * gains[band])) for band in range(3)
+                         for v in range(256)])
+    box = (x0, y0, x0 + width - 1, y0 + height - 1)
+    return image, tuple(min(size - 1, max(0, value)) for value in box)
+
+
 def make_demo_dataset(
     root: str | os.PathLike[str],
     num_classes: int = 10,
@@ -185,6 +270,7 @@ def make_demo_dataset(
     seed: int = 0,
     progress: bool = False,
     test_per_class: int = 10,
+    difficulty: str = "easy",
 ) -> Path:
     """Draw a TinyImageNet-layout data set of shapes and textures into ``root``; returns ``root``.
 
@@ -196,20 +282,31 @@ def make_demo_dataset(
     Idempotent: a marker file records the settings; running again with the same settings does
     nothing, other settings or a non-empty folder that is not a demo data set raise ValueError.
     The folder appears complete or not at all (written beside it, then renamed).
+
+    ``difficulty="hard"`` draws from :data:`HARD_DEMO_CLASSES` (up to 69 classes: colour x
+    shape, textures and texture-filled shapes) at scales from small to large, with strong colour
+    jitter and a colour cast, smaller distractor shapes and occluding bars: a data set on which
+    training recipes differ (see docs/training.md). ``"easy"`` is the demo data, unchanged.
     """
     for name, value, low in (("num_classes", num_classes, 2), ("train_per_class", train_per_class,
                              1), ("val_per_class", val_per_class, 1),
                              ("test_per_class", test_per_class, 0), ("image_size", image_size, 16)):
         if not isinstance(value, int) or value < low:
             raise ValueError(f"{name} must be an integer >= {low}, got {value!r}")
-    if num_classes > len(DEMO_CLASSES):
-        raise ValueError(f"num_classes must be at most {len(DEMO_CLASSES)} (the generator draws "
-                         f"that many distinct classes), got {num_classes}")
+    if difficulty not in DIFFICULTIES:
+        raise ValueError(f"difficulty must be one of {', '.join(DIFFICULTIES)}; got "
+                         f"{difficulty!r}")
+    catalog = HARD_DEMO_CLASSES if difficulty == "hard" else DEMO_CLASSES
+    if num_classes > len(catalog):
+        raise ValueError(f"num_classes must be at most {len(catalog)} (the generator draws "
+                         f"that many distinct {difficulty} classes), got {num_classes}")
     root = Path(root).expanduser()
     settings = {"generator": "mobilecnn.data.make_demo_dataset", "version": GENERATOR_VERSION,
                 "num_classes": num_classes, "train_per_class": train_per_class,
                 "val_per_class": val_per_class, "test_per_class": test_per_class,
                 "image_size": image_size, "seed": seed}
+    if difficulty != "easy":  # the easy marker stays as it was before difficulties existed
+        settings["difficulty"] = difficulty
     marker = root / MARKER_NAME
     if marker.is_file():
         try:
@@ -229,7 +326,7 @@ def make_demo_dataset(
     staging = root.parent / f".{root.name}.partial-{os.getpid()}"
     shutil.rmtree(staging, ignore_errors=True)
     try:
-        _write_demo(staging, DEMO_CLASSES[:num_classes], settings, progress)
+        _write_demo(staging, catalog[:num_classes], settings, progress)
         if root.exists():
             root.rmdir()  # empty, checked above
         os.replace(staging, root)
@@ -241,6 +338,7 @@ def make_demo_dataset(
 def _write_demo(folder: Path, classes: tuple[DemoClass, ...], settings: dict[str, Any],
                 progress: bool) -> None:
     size, seed = settings["image_size"], settings["seed"]
+    painter = _draw_hard if settings.get("difficulty") == "hard" else _draw
     wnids = [f"g{index:03d}_{demo_class.name.replace(' ', '_')}"
              for index, demo_class in enumerate(classes)]
     folder.mkdir(parents=True)
@@ -255,7 +353,7 @@ def _write_demo(folder: Path, classes: tuple[DemoClass, ...], settings: dict[str
     def draw(split: str, class_index: int, number: int) -> tuple[Any, tuple[int, ...]]:
         rng = random.Random(f"{seed}:{split}:{class_index}:{number}")
         bar.update()
-        return _draw(classes[class_index], size, rng)
+        return painter(classes[class_index], size, rng)
 
     with bar:
         for class_index, wnid in enumerate(wnids):

@@ -8,7 +8,15 @@ One job per module:
   :func:`to_torchvision_state_dict`, explicit key rules between torchvision and mobilecnn;
 * :mod:`~mobilecnn.deploy.timm_weights` - :func:`load_timm_state_dict` /
   :func:`to_timm_state_dict` for MobileNetV4;
-* :mod:`~mobilecnn.deploy.export` - :func:`export_onnx` / :func:`export_torchscript`.
+* :mod:`~mobilecnn.deploy.export` - :func:`export_onnx` / :func:`export_executorch` /
+  :func:`export_torchscript`;
+* :mod:`~mobilecnn.deploy.runtimes` - :class:`RuntimeModel`, an ONNX Runtime or ExecuTorch file
+  callable like a PyTorch model, and :func:`load_runtime_model`;
+* :mod:`~mobilecnn.deploy.quantize` - :func:`quantize`, post-training static int8;
+* :mod:`~mobilecnn.deploy.qat` - :func:`prepare_qat` / :func:`convert_qat`, quantization-aware
+  training (on the fake quantization of :mod:`~mobilecnn.deploy.fake_quant`);
+* :mod:`~mobilecnn.deploy.quant_report` - :func:`quantization_report`, int8 error per layer;
+* :mod:`~mobilecnn.deploy.bench` - :func:`benchmark`, every inference backend timed side by side.
 
 Feature extraction and freezing (:class:`FeatureExtractor`, :func:`freeze_backbone`) live in
 :mod:`mobilecnn.models.features` and are re-exported here. See ``docs/deployment.md``.
@@ -24,8 +32,13 @@ from ..models.features import (
     freeze_backbone,
     unfreeze_backbone,
 )
-from .export import export_onnx, export_torchscript
+from .bench import BenchResult, benchmark, benchmark_backends
+from .export import export_executorch, export_onnx, export_torchscript
 from .fold import fold_batchnorm, optimize_for_inference
+from .qat import convert_qat, prepare_qat
+from .quant_report import LayerQuantError, QuantizationReport, quantization_report
+from .quantize import QUANTIZATION_BACKENDS, available_quantization_backends, quantize
+from .runtimes import RuntimeModel, load_runtime_model
 from .timm_weights import load_timm_state_dict, timm_key_map, to_timm_state_dict
 from .torchvision_weights import (
     load_torchvision_state_dict,
@@ -34,10 +47,20 @@ from .torchvision_weights import (
 )
 
 __all__ = [
+    "QUANTIZATION_BACKENDS",
+    "BenchResult",
     "FeatureExtractor",
     "FrozenBatchNorm2d",
+    "LayerQuantError",
+    "QuantizationReport",
+    "RuntimeModel",
+    "available_quantization_backends",
+    "benchmark",
+    "benchmark_backends",
+    "convert_qat",
     "cpu_has_fast_bfloat16",
     "create_feature_extractor",
+    "export_executorch",
     "export_onnx",
     "export_torchscript",
     "fold_batchnorm",
@@ -47,6 +70,10 @@ __all__ = [
     "optimize_for_inference",
     "timm_key_map",
     "to_timm_state_dict",
+    "load_runtime_model",
+    "prepare_qat",
+    "quantization_report",
+    "quantize",
     "to_torchvision_state_dict",
     "torchvision_key_map",
     "unfreeze_backbone",

@@ -14,14 +14,23 @@ from .checkpoints import (
     save_checkpoint,
 )
 from .config import TrainConfig, demo_config
+from .distill import distillation_loss, load_teacher, parse_teacher_spec
+from .ema import ModelEma, ema_decay_at
 from .evaluation import evaluate
+from .finetune import layerwise_lr_groups, load_init
 from .loop import TrainingDiverged, TrainingInterrupted, TrainResult, train
 from .metrics import SplitMetrics, topk_correct
+from .mixup import MixupCutmix, smooth_one_hot, soft_target_cross_entropy
 from .precision import autocast_dtype
+from .recipes import RECIPES, Recipe, get_recipe, recipe_config
 
 __all__ = [
+    "RECIPES",
     "Checkpoint",
     "CheckpointError",
+    "MixupCutmix",
+    "ModelEma",
+    "Recipe",
     "SplitMetrics",
     "TrainConfig",
     "TrainResult",
@@ -29,7 +38,17 @@ __all__ = [
     "TrainingInterrupted",
     "autocast_dtype",
     "demo_config",
+    "distillation_loss",
+    "ema_decay_at",
     "evaluate",
+    "get_recipe",
+    "layerwise_lr_groups",
+    "load_init",
+    "load_teacher",
+    "parse_teacher_spec",
+    "recipe_config",
+    "smooth_one_hot",
+    "soft_target_cross_entropy",
     "load_checkpoint",
     "load_model",
     "save_checkpoint",

@@ -21,6 +21,7 @@ __all__ = [
 OPTIMIZERS = ("sgd", "adamw", "rmsprop")
 PRECISIONS = ("auto", "fp32", "bf16", "fp16")
 CROPS = ("pad", "resized", "none")
+AUTO_AUGMENTS = ("none", "randaugment", "trivialaugment")
 
 BASE_LR_PER_256: dict[str, float] = {"sgd": 0.1, "adamw": 2e-3, "rmsprop": 0.016}
 """Peak learning rate for a *global* batch of 256; scaled linearly with the batch size."""
@@ -51,6 +52,51 @@ def _model_names() -> list[str]:
     from ..models import MODELS
 
     return sorted(MODELS)
+
+
+def _recipe_names() -> tuple[str, ...]:
+    from .recipes import RECIPES
+
+    return tuple(RECIPES)
+
+
+def _check_recipe(name: str, value: Any) -> None:
+    if value is not None:
+        from .recipes import get_recipe
+
+        get_recipe(value)
+
+
+def _check_unit(name: str, value: Any) -> None:
+    """A probability or mixing weight in [0, 1]."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 <= value <= 1:
+        raise ValueError(f"{name} must be a number in [0, 1], got {value!r}")
+
+
+def _check_alpha(name: str, value: Any) -> None:
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not (
+            0 <= value < math.inf):
+        raise ValueError(f"{name} must be a number >= 0 (0 = off), got {value!r}")
+
+
+def _check_decay(name: str, value: Any) -> None:
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 <= value < 1:
+        raise ValueError(f"{name} must be in [0, 1), got {value!r}")
+
+
+def _check_lr_decay(name: str, value: Any) -> None:
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 < value <= 1:
+        raise ValueError(f"{name} must be in (0, 1] (1 = off), got {value!r}")
+
+
+def _check_magnitude(name: str, value: Any) -> None:
+    if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= 30:
+        raise ValueError(f"{name} must be an integer bin in 0..30, got {value!r}")
+
+
+def _check_spec(name: str, value: Any) -> None:
+    if value is not None and (not isinstance(value, str) or not value):
+        raise ValueError(f"{name} must be a path or SOURCE:...:PATH spec, got {value!r}")
 
 
 @dataclass
@@ -112,6 +158,49 @@ class TrainConfig:
     progress: bool | None = option(None, "progress bars even when stderr is not a terminal "
                                    "(default: only on a terminal)",
                                    negative_help="no progress bars")
+    recipe: str | None = option(None, "named recipe (docs/training.md#named-recipes); it fills "
+                                "in the options not given, see --print-config",
+                                choices=_recipe_names, check=_check_recipe)
+    ema: bool = option(False, "keep an exponential moving average (EMA) of the weights and "
+                       "BatchNorm buffers, evaluated each epoch and saved in checkpoints")
+    ema_decay: float = option(0.9998, "EMA decay per step, reached after a warmup ramp "
+                              "(timm ModelEmaV3)", metavar="DECAY", check=_check_decay)
+    ema_for_best: bool = option(True, "with --ema, choose best.pt by the EMA's val top-1 and "
+                                "store the EMA weights as its model (what eval, predict and "
+                                "export load)", negative_help="with --ema, choose best.pt by "
+                                "the raw model and keep the raw weights in it")
+    mixup_alpha: float = option(0.0, "Mixup: Beta(alpha, alpha) weight of each image pair "
+                                "(0 = off)", metavar="ALPHA", check=_check_alpha)
+    cutmix_alpha: float = option(0.0, "CutMix: Beta(alpha, alpha) share of the pasted box "
+                                 "(0 = off)", metavar="ALPHA", check=_check_alpha)
+    mix_prob: float = option(1.0, "with Mixup/CutMix on, probability that a batch is mixed",
+                             metavar="P", check=_check_unit)
+    mix_switch_prob: float = option(0.5, "with both alphas > 0, probability that a batch uses "
+                                    "CutMix instead of Mixup", metavar="P", check=_check_unit)
+    auto_augment: str = option("none", "per-image augmentation policy, run on the batch on "
+                               "the device", choices=AUTO_AUGMENTS)
+    randaugment_ops: int = option(2, "RandAugment: operations per image")
+    randaugment_magnitude: int = option(9, "RandAugment: magnitude bin, 0..30",
+                                        check=_check_magnitude)
+    random_erasing: float = option(0.0, "probability of erasing one random rectangle per "
+                                   "image (0 = off)", metavar="P", check=_check_unit)
+    teacher: str | None = option(None, "distill from this teacher: a mobilecnn checkpoint, "
+                                 "torchvision:ARCH:PATH or timm:ARCH:PATH (a state_dict on "
+                                 "disk)", metavar="SPEC", check=_check_spec)
+    distill_alpha: float = option(0.5, "weight of the distillation term (the label loss gets "
+                                  "1 - alpha)", metavar="ALPHA", check=_check_unit)
+    distill_temperature: float = option(4.0, "temperature that softens teacher and student "
+                                        "logits", metavar="T")
+    init: str | None = option(None, "start from these weights: torchvision:PATH.pth "
+                              "(ImageNet mobilenet_v2, backbone only) or a mobilecnn "
+                              "checkpoint", metavar="SPEC", check=_check_spec)
+    freeze_backbone: bool = option(False, "train only the classifier (use with --init)")
+    layer_lr_decay: float = option(1.0, "layer-wise lr decay: each block below the "
+                                   "classifier gets this factor less lr (1 = off)",
+                                   metavar="FACTOR", check=_check_lr_decay)
+    qat: bool = option(False, "quantization-aware fine-tuning (with --init CHECKPOINT): train "
+                       "with fake int8 quantization (BatchNorm folded), then write "
+                       "model_int8.onnx (needs mobilecnn[onnx])")
     demo_classes: int = option(10, "classes of the generated demo data", cli=False)
     demo_train_per_class: int = option(300, "demo training images per class", cli=False)
     demo_val_per_class: int = option(50, "demo validation images per class", cli=False)
@@ -199,9 +288,9 @@ def check_field(name: str, value: Any) -> None:
         custom(name, value)
         return
     if name in ("epochs", "batch_size", "eval_batch_size", "demo_classes",
-                "demo_train_per_class", "demo_val_per_class"):
+                "demo_train_per_class", "demo_val_per_class", "randaugment_ops"):
         _positive(name, value, integer=True)
-    elif name in ("width", "momentum"):
+    elif name in ("width", "momentum", "distill_temperature"):
         _positive(name, value, integer=False)
         if name == "width" and value > MAX_WIDTH:
             raise ValueError(f"width must be at most {MAX_WIDTH:g}, got {value!r}")
@@ -237,11 +326,13 @@ def check_field(name: str, value: Any) -> None:
         _choice(name, value, PRECISIONS)
     elif name == "crop":
         _choice(name, value, CROPS)
+    elif name == "auto_augment":
+        _choice(name, value, AUTO_AUGMENTS)
     elif name == "data":
         if not isinstance(value, str) or not value:
             raise ValueError("data must be a TinyImageNet folder or 'demo'")
-    elif name in ("flip", "channels_last", "compile", "skip_bad", "skip_nonfinite") and (
-            not isinstance(value, bool)):
+    elif name in ("flip", "channels_last", "compile", "skip_bad", "skip_nonfinite", "ema",
+                  "ema_for_best", "freeze_backbone", "qat") and not isinstance(value, bool):
         raise ValueError(f"{name} must be True or False, got {value!r}")
 
 

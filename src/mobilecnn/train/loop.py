@@ -10,6 +10,8 @@ helpers live in their own modules.
 from __future__ import annotations
 
 import contextlib
+import copy
+import dataclasses
 import json
 import math
 import sys
@@ -23,6 +25,7 @@ from torch import nn
 
 from ..fileio import clean_stale_temps, lock_folder, write_text_atomic
 from ..models import create_model
+from ..models.features import freeze_backbone
 from .checkpoints import Checkpoint, CheckpointError
 from .config import TrainConfig
 from .distributed import (
@@ -35,7 +38,10 @@ from .distributed import (
     model_checksum,
     setup_distributed,
 )
+from .ema import ModelEma
 from .evaluation import evaluate, evaluate_during_training
+from .finetune import layerwise_lr_groups, load_init
+from .ingredients import build_ingredients
 from .metrics import MetricLog, strict_json, write_per_class_csv
 from .optim import build_optimizer, build_scheduler
 from .precision import autocast_dtype, precision_name
@@ -141,6 +147,7 @@ class _Run:
     resumes: list[dict[str, Any]] = field(default_factory=list)
     ema_model: nn.Module | None = None
     """A model whose state is saved as ``Checkpoint.ema_state`` (and restored on resume)."""
+    ema: ModelEma | None = None
 
     @property
     def last_path(self) -> Path:
@@ -224,36 +231,59 @@ def _train(config: TrainConfig, ctx: DistContext, resume: str | Path | bool | No
                     "total_stride": config.total_stride, "dropout": config.dropout}
     image_size = int(train_split.images.shape[-1])
     old_config = None
+    init_message = None
     if checkpoint is not None and resume_path is not None:
         old_config = check_resume_compatible(checkpoint, config, resume_path, model_kwargs,
                                              classes, image_size, ctx.world_size)
-        model = checkpoint.build_model(resume_path)
+        model = (_qat_model(config, model_kwargs, checkpoint, resume_path) if config.qat
+                 else checkpoint.build_model(resume_path))
     else:
         model = create_model(config.model, **model_kwargs)
+        if config.init is not None:
+            init_message = load_init(model, config.init, classes)
+        if config.qat:
+            model = _prepare_qat(model)
+    if config.freeze_backbone:
+        freeze_backbone(model, freeze_norm=False)
     model.to(device)
     model.to(memory_format=torch.channels_last if config.channels_last
              else torch.contiguous_format)
     plan = plan_schedule(config, len(loader))
+    groups = (layerwise_lr_groups(model, config.effective_weight_decay, config.layer_lr_decay)
+              if config.layer_lr_decay != 1.0 else None)
     optimizer = build_optimizer(model, config.optimizer, config.peak_lr,
-                                config.effective_weight_decay, config.momentum)
+                                config.effective_weight_decay, config.momentum, groups=groups)
     dtype = autocast_dtype(config.precision, device)
     generator = torch.Generator()  # CPU: the same augmentation stream on every device
     generator.manual_seed(config.seed * 1000 + ctx.rank)
+    ingredients = build_ingredients(config, len(classes), classes, device)
     step = TrainStep(
         model=model, forward=model, optimizer=optimizer,
         scheduler=build_scheduler(optimizer, plan["total_steps"], plan["warmup_steps"]),
         scaler=torch.amp.GradScaler(device.type, enabled=dtype == torch.float16),
-        criterion=nn.CrossEntropyLoss(label_smoothing=config.label_smoothing),
-        augment=BatchAugment(train=True, crop=config.crop, flip=config.flip, mean=mean, std=std),
+        criterion=ingredients.criterion,
+        augment=BatchAugment(train=True, crop=config.crop, flip=config.flip, mean=mean, std=std,
+                             auto_augment=ingredients.auto_augment,
+                             erasing=ingredients.erasing),
         generator=generator, dtype=dtype, device=device, channels_last=config.channels_last,
-        grad_clip=config.grad_clip, skip_nonfinite=config.skip_nonfinite)
+        grad_clip=config.grad_clip, skip_nonfinite=config.skip_nonfinite,
+        mix=ingredients.mix, teacher=ingredients.teacher, distill_alpha=config.distill_alpha,
+        distill_temperature=config.distill_temperature)
     run = _Run(config=config, ctx=ctx, step=step, loader=loader, val_split=val_split,
                normalize=BatchAugment(train=False, crop="none", flip=False, mean=mean, std=std),
                model_kwargs=model_kwargs, classes=classes,
                class_names=list(train_split.class_names), image_size=image_size, mean=mean,
                std=std, plan=plan, out_dir=out_dir)
+    if config.ema:
+        run.ema = ModelEma(model, decay=config.ema_decay)
+        run.ema_model = run.ema.module
+        step.after_optimizer_step.append(lambda done: _update_ema(run, done))
     if checkpoint is not None and resume_path is not None and old_config is not None:
         _restore(run, checkpoint, resume_path, old_config)
+        if run.ema is not None and checkpoint.ema_state is not None:
+            run.ema.updates = checkpoint.global_step  # one EMA update per optimizer step
+    if init_message is not None:
+        run.say(init_message)
     if ctx.distributed:
         from torch.nn.parallel import DistributedDataParallel
 
@@ -288,6 +318,41 @@ def _train(config: TrainConfig, ctx: DistContext, resume: str | Path | bool | No
     finally:
         stop.restore()
     return _finish(run, root, log)
+
+
+def _prepare_qat(model: nn.Module) -> Any:
+    """The fake-quantized copy of ``model`` that a ``--qat`` run trains."""
+    from ..deploy.qat import prepare_qat
+
+    return prepare_qat(model)
+
+
+def _qat_model(config: TrainConfig, model_kwargs: dict[str, Any], checkpoint: Checkpoint,
+               path: Path) -> Any:
+    """A ``--qat`` run's model rebuilt from its checkpoint (fake-quantized weights)."""
+    model = _prepare_qat(create_model(config.model, **model_kwargs))
+    try:
+        model.load_state_dict(checkpoint.model)
+    except (RuntimeError, KeyError) as error:
+        detail = " ".join(str(error).split())[:200]
+        raise CheckpointError(path, f"is not a --qat run's checkpoint ({detail}); resume with "
+                              "the run's own --qat setting") from None
+    return model
+
+
+def _write_int8(run: _Run) -> Path:
+    """After a ``--qat`` run: the int8 ONNX model, calibrated on a few training batches."""
+    from ..deploy.qat import convert_qat
+
+    model = run.ema.module if run.ema is not None and run.config.ema_for_best else (
+        run.step.model)
+    every = run.loader.images
+    images = every[::max(1, every.shape[0] // 256)][:256]  # spread over the (sorted) split
+    calibration = [run.normalize(images[start:start + 64])
+                   for start in range(0, images.shape[0], 64)]
+    path = run.out_dir / "model_int8.onnx"
+    convert_qat(copy.deepcopy(model).cpu(), calibration, backend="onnxruntime").save(path)
+    return path
 
 
 def _refuse_existing_run(out_dir: Path) -> None:
@@ -350,6 +415,11 @@ def _restore(run: _Run, checkpoint: Checkpoint, path: Path, old_config: TrainCon
         run.say(f"applying changed options: {described}"
                 + (f" (learning-rate schedule re-planned: {run.plan['total_steps']} steps, "
                    f"continuing at step {run.global_step})" if replanned else ""))
+
+
+def _update_ema(run: _Run, step: TrainStep) -> None:
+    assert run.ema is not None
+    run.ema.update(step.model)
 
 
 def _progress_bar(enabled: bool, total: int, description: str) -> Any:
@@ -454,21 +524,34 @@ def _end_epoch(run: _Run, epoch: int, sums: torch.Tensor, seconds: float, images
            "images_per_second": images_seen / max(seconds, 1e-9)}
     if config.skip_nonfinite:
         row["skipped_steps"] = int(bad_steps)
-    improved = val.top1_acc > run.best_top1 or not run.best_path.exists()
+    chosen = val
+    if run.ema is not None:
+        if ctx.distributed:
+            broadcast_buffers(run.ema.module)
+        ema_val = evaluate_during_training(run.ema.module, run.val_split, run.normalize,
+                                           len(run.classes), config.eval_batch_size, ctx.rank,
+                                           ctx.world_size, run.step.dtype, config.channels_last)
+        row.update({"ema_val_loss": ema_val.loss, "ema_val_top1": ema_val.top1_acc,
+                    "ema_val_top5": ema_val.top5_acc})
+        if config.ema_for_best:
+            chosen = ema_val
+    improved = chosen.top1_acc > run.best_top1 or not run.best_path.exists()
     run.history.append(row)
     if improved:
-        run.best_top1 = val.top1_acc
+        run.best_top1 = chosen.top1_acc
     payload = _checkpoint(run, epoch + 1, 0, torch.zeros(4, dtype=torch.float64))
     _save(run, payload, best=improved)  # checkpoint first: a logged epoch has its checkpoint
     if ctx.is_main:
         if improved:
-            write_per_class_csv(run.out_dir / "val_per_class.csv", val, run.classes,
+            write_per_class_csv(run.out_dir / "val_per_class.csv", chosen, run.classes,
                                 run.class_names)
         log.append(row)
+    ema_text = (f"  ema top-1 {100 * row['ema_val_top1']:5.1f}%" if run.ema is not None
+                else "")
     run.say(f"epoch {epoch + 1:>3}/{config.epochs}  train loss {row['train_loss']:.4f} "
             f"acc {100 * row['train_acc']:5.1f}%  val loss {row['val_loss']:.4f} "
-            f"top-1 {100 * row['val_top1']:5.1f}% top-5 {100 * row['val_top5']:5.1f}%  "
-            f"{row['images_per_second']:.0f} img/s  {seconds:.1f}s"
+            f"top-1 {100 * row['val_top1']:5.1f}% top-5 {100 * row['val_top5']:5.1f}%"
+            f"{ema_text}  {row['images_per_second']:.0f} img/s  {seconds:.1f}s"
             + ("  *best" if improved else ""))
 
 
@@ -503,7 +586,11 @@ def _save(run: _Run, checkpoint: Checkpoint, best: bool) -> None:
                                run.last_path if run.last_path.exists() else None)
     if run.ctx.is_main:
         checkpoint.save(run.last_path)
-        if best:
+        if best and run.ema is not None and run.config.ema_for_best:
+            # best.pt's model is what eval, predict and export load: the EMA weights
+            assert checkpoint.ema_state is not None
+            dataclasses.replace(checkpoint, model=checkpoint.ema_state).save(run.best_path)
+        elif best:
             checkpoint.save(run.best_path)
         # the config of the run last.pt continues (written after it: a failed save changes
         # nothing)
@@ -525,6 +612,8 @@ def _finish(run: _Run, root: Path | None, log: MetricLog) -> TrainResult:
                 plots = plot_history(run.history, run.out_dir)
             except ImportError as error:
                 run.say(f"note: no plots ({error})")
+        if run.config.qat:
+            run.say(f"int8 model (quantization-aware trained): {_write_int8(run)}")
         summary = {"final": run.history[-1] if run.history else None,
                    "best_val_top1": run.best_top1, "rank_checksums": checksums,
                    "data_root": str(root) if root else None}

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import torch
 from torch import nn
 
@@ -22,8 +24,8 @@ def param_groups(model: nn.Module, weight_decay: float) -> list[dict]:
             continue
         (decay if parameter.ndim >= 2 else no_decay).append(parameter)
     return [
-        {"params": decay, "weight_decay": weight_decay},
-        {"params": no_decay, "weight_decay": 0.0},
+        {"params": decay, "weight_decay": weight_decay, "decays": True},
+        {"params": no_decay, "weight_decay": 0.0, "decays": False},
     ]
 
 
@@ -33,9 +35,16 @@ def build_optimizer(
     lr: float,
     weight_decay: float,
     momentum: float = 0.9,
+    groups: list[dict[str, Any]] | None = None,
 ) -> torch.optim.Optimizer:
-    """``"sgd"`` (Nesterov momentum), ``"adamw"`` or ``"rmsprop"`` (TF-style eps, momentum)."""
-    groups = param_groups(model, weight_decay)
+    """``"sgd"`` (Nesterov momentum), ``"adamw"`` or ``"rmsprop"`` (TF-style eps, momentum).
+
+    ``groups`` replaces :func:`param_groups` (e.g. :func:`~mobilecnn.train.finetune.
+    layerwise_lr_groups`); a group's ``lr_scale`` multiplies ``lr``.
+    """
+    groups = param_groups(model, weight_decay) if groups is None else groups
+    for group in groups:
+        group["lr"] = lr * group.get("lr_scale", 1.0)
     if name == "sgd":
         return torch.optim.SGD(groups, lr=lr, momentum=momentum, nesterov=True)
     if name == "adamw":

@@ -110,11 +110,12 @@ def changed_options(old: TrainConfig, new: TrainConfig) -> dict[str, list[Any]]:
 def replan_schedule(optimizer: torch.optim.Optimizer, plan: dict[str, Any],
                     global_step: int) -> Any:
     """A scheduler for ``plan`` positioned at ``global_step``; the optimizer takes the plan's
-    peak lr, weight decay (first group; the second, norm/bias, keeps none) and momentum."""
+    peak lr (times each group's ``lr_scale``), weight decay (groups that decay; norm/bias keep
+    none) and momentum."""
     for index, group in enumerate(optimizer.param_groups):
-        group["lr"] = plan["peak_lr"]
+        group["lr"] = plan["peak_lr"] * group.get("lr_scale", 1.0)
         group.pop("initial_lr", None)
-        if index == 0:
+        if group.get("decays", index == 0):
             group["weight_decay"] = plan["weight_decay"]
         if "momentum" in group:
             group["momentum"] = plan["momentum"]

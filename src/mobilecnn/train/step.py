@@ -14,6 +14,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from .distill import distillation_loss
 from .distributed import all_reduce_flag
 from .precision import autocast
 
@@ -30,7 +31,11 @@ class TrainStep:
     ``scheduler`` may be None (benchmarks). With ``skip_nonfinite`` a step whose loss is
     NaN/inf on any process changes nothing (one device sync per step); otherwise the step is
     taken and :class:`StepResult.finite` tells the caller, without a sync.
-    ``after_optimizer_step`` functions run after each applied optimizer step.
+    ``after_optimizer_step`` functions run after each applied optimizer step (e.g. the EMA).
+    ``mix(inputs, labels, generator)`` (Mixup/CutMix) returns mixed inputs and soft targets,
+    which ``criterion`` then receives instead of the labels. A ``teacher`` (eval mode) runs on
+    the same inputs under ``torch.no_grad`` in the same autocast; its logits are mixed into
+    the loss by :func:`~mobilecnn.train.distill.distillation_loss`.
     """
 
     model: nn.Module
@@ -47,6 +52,10 @@ class TrainStep:
     grad_clip: float | None = None
     skip_nonfinite: bool = False
     after_optimizer_step: list[Callable[[TrainStep], None]] = field(default_factory=list)
+    mix: Callable[..., tuple[torch.Tensor, torch.Tensor]] | None = None
+    teacher: nn.Module | None = None
+    distill_alpha: float = 0.5
+    distill_temperature: float = 4.0
 
 
 @dataclass
@@ -63,11 +72,20 @@ class StepResult:
 def train_step(step: TrainStep, images: torch.Tensor, labels: torch.Tensor) -> StepResult:
     """Augment ``images`` (uint8, on the device), forward, loss, backward, optimizer step."""
     inputs = step.augment(images, generator=step.generator)
+    targets = labels
+    if step.mix is not None:
+        inputs, targets = step.mix(inputs, labels, step.generator)
     if step.channels_last:
         inputs = inputs.contiguous(memory_format=torch.channels_last)
     with autocast(step.device, step.dtype):
         logits = step.forward(inputs)
-    loss = step.criterion(logits.float(), labels)
+        if step.teacher is not None:
+            with torch.no_grad():
+                teacher_logits = step.teacher(inputs)
+    loss = step.criterion(logits.float(), targets)
+    if step.teacher is not None:
+        loss = distillation_loss(logits, teacher_logits, loss, step.distill_alpha,
+                                 step.distill_temperature)
     finite = torch.isfinite(loss.detach())
     step.optimizer.zero_grad(set_to_none=True)
     if step.skip_nonfinite and all_reduce_flag(not bool(finite), step.device):

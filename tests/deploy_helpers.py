@@ -1,0 +1,90 @@
+"""Shared by the quantization, edge export and bench tests: a tiny model trained on tiny demo
+data, its calibration and validation batches, and a PyTorch simulation of int8."""
+
+from __future__ import annotations
+
+import importlib.util
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+import torch
+from torch import nn
+
+from mobilecnn import MobileNetV2
+
+ORT_MISSING = [n for n in ("onnx", "onnxruntime", "onnxscript")
+               if importlib.util.find_spec(n) is None]
+needs_onnx = pytest.mark.skipif(
+    bool(ORT_MISSING), reason=f"{', '.join(ORT_MISSING)} not installed (pip install "
+                              "'mobilecnn[onnx]')")
+ET_MISSING = [n for n in ("executorch", "torchao") if importlib.util.find_spec(n) is None]
+needs_executorch = pytest.mark.skipif(
+    bool(ET_MISSING), reason=f"{', '.join(ET_MISSING)} not installed (pip install "
+                             "'mobilecnn[edge]')")
+
+SIZE = 32
+MODEL_KWARGS = {"num_classes": 4, "width_mult": 0.25, "total_stride": 8}
+
+
+@dataclass
+class TinyRun:
+    """A trained tiny model and its demo data, normalized."""
+
+    model: nn.Module
+    root: Path
+    calibration: list[torch.Tensor]
+    val_images: torch.Tensor
+    val_labels: torch.Tensor
+
+
+def train_tiny_run(folder: Path, steps: int = 60) -> TinyRun:
+    """MobileNetV2 (width 0.25, total stride 8) trained for ``steps`` SGD steps on 4 demo
+    classes at 32x32: a few seconds, and confident enough that int8 changes few predictions."""
+    from mobilecnn.data import BatchAugment, load_cache, make_demo_dataset, prepare_cache
+
+    root = make_demo_dataset(folder / "demo", num_classes=4, train_per_class=48,
+                             val_per_class=25, image_size=SIZE, seed=0, test_per_class=1)
+    train = load_cache(prepare_cache(root, "train", progress=False, num_workers=1))
+    val = load_cache(prepare_cache(root, "val", progress=False, num_workers=1))
+    normalize = BatchAugment(train=False)
+    images, labels = normalize(train.images[:]), train.labels
+    torch.manual_seed(0)
+    model = MobileNetV2(**MODEL_KWARGS)
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.05, momentum=0.9)
+    generator = torch.Generator().manual_seed(0)
+    model.train()
+    for _ in range(steps):
+        pick = torch.randint(0, len(labels), (32,), generator=generator)
+        loss = nn.functional.cross_entropy(model(images[pick]), labels[pick])
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+    model.eval()
+    return TinyRun(model, root, list(images.split(32)), normalize(val.images[:]),
+                   val.labels)
+
+
+def simulated_int8(model: nn.Module, calibration: list[torch.Tensor]) -> nn.Module:
+    """The PyTorch int8 model: every Conv2d/Linear with uint8 per-tensor inputs and int8
+    per-channel weights, ranges from ``calibration`` (what the runtimes compute)."""
+    from mobilecnn.deploy.fake_quant import ActivationFakeQuant, wrap_fake_quant
+
+    simulated = wrap_fake_quant(model).eval()
+    observers = [m for m in simulated.modules() if isinstance(m, ActivationFakeQuant)]
+    for observer in observers:
+        observer.observing, observer.enabled = True, False
+    with torch.no_grad():
+        for batch in calibration:
+            simulated(batch)
+    for observer in observers:
+        observer.observing, observer.enabled = False, True
+    return simulated
+
+
+def top1_agreement(a: torch.Tensor, b: torch.Tensor) -> float:
+    return (a.argmax(1) == b.argmax(1)).float().mean().item()
+
+
+def max_relative_error(actual: torch.Tensor, expected: torch.Tensor) -> float:
+    return ((actual - expected).abs().max() / expected.abs().max()).item()
