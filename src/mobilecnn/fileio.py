@@ -194,6 +194,9 @@ def _flock_holder(inode: int) -> int | None:
 def lock_folder(folder: PathLike, what: str = "folder") -> Iterator[Path]:
     """Hold an exclusive OS lock on ``folder`` (created if missing) for the ``with`` block.
 
+    Folders it created are removed again on the way out if the block left them empty, so a
+    run that fails before writing anything leaves nothing behind.
+
     The lock is ``flock`` on the folder itself (no file is created): the kernel releases it
     when the process ends, however it ends, so a SIGKILL leaves no stale lock. A second
     holder gets :class:`FolderLockedError` at once, naming the holder's pid where the OS
@@ -202,7 +205,17 @@ def lock_folder(folder: PathLike, what: str = "folder") -> Iterator[Path]:
     target = Path(folder)
     if target.exists() and not target.is_dir():
         raise NotADirectoryError(f"{str(target)!r} is a file, not a folder; choose a folder")
+    created = [folder for folder in (target, *target.parents) if not folder.exists()]
     target.mkdir(parents=True, exist_ok=True)
+    try:
+        yield from _flocked(target, what)
+    finally:
+        for folder in created:  # deepest first; a folder with anything in it stays
+            with contextlib.suppress(OSError):
+                folder.rmdir()
+
+
+def _flocked(target: Path, what: str) -> Iterator[Path]:
     try:
         import fcntl
     except ImportError:  # pragma: no cover - Windows

@@ -24,7 +24,7 @@ import torch
 from torch import nn
 
 from ..fileio import clean_stale_temps, lock_folder, write_text_atomic
-from ..models import create_model
+from ..models import MobileNetBase, create_model
 from ..models.features import freeze_backbone
 from .checkpoints import Checkpoint, CheckpointError
 from .config import TrainConfig
@@ -197,7 +197,7 @@ def train(
 def _train(config: TrainConfig, ctx: DistContext, resume: str | Path | bool | None,
            train_split: DataSplit | None, val_split: DataSplit | None,
            hooks: TrainHooks) -> TrainResult:
-    from ..data import TINYIMAGENET_MEAN, TINYIMAGENET_STD, BatchAugment, CachedBatchLoader
+    from ..data import TINYIMAGENET_MEAN, TINYIMAGENET_STD, BatchAugment
 
     out_dir, device = Path(config.out_dir), ctx.device
     # ---- what to resume from: checked before anything is written
@@ -212,17 +212,9 @@ def _train(config: TrainConfig, ctx: DistContext, resume: str | Path | bool | No
     # ---- data
     show_progress = ctx.is_main and (
         config.progress if config.progress is not None else sys.stderr.isatty())
-    root: Path | None = None
-    if train_split is None or val_split is None:
-        train_split, val_split, root = load_splits(config, ctx, progress=show_progress)
-    if len(train_split.labels) < config.batch_size:
-        raise ValueError(f"the training split has {len(train_split.labels)} images, fewer than "
-                         f"one batch ({config.batch_size}); lower --batch-size")
+    train_split, val_split, root, loader = _load_data(config, ctx, train_split, val_split,
+                                                      show_progress)
     mean, std = list(TINYIMAGENET_MEAN), list(TINYIMAGENET_STD)
-    loader = CachedBatchLoader(train_split.images, train_split.labels,
-                               config.batch_size // ctx.world_size, shuffle=True,
-                               drop_last=True, seed=config.seed, rank=ctx.rank,
-                               world_size=ctx.world_size)
 
     # ---- model and the parts of a step
     torch.manual_seed(config.seed)
@@ -243,32 +235,7 @@ def _train(config: TrainConfig, ctx: DistContext, resume: str | Path | bool | No
             init_message = load_init(model, config.init, classes)
         if config.qat:
             model = _prepare_qat(model)
-    if config.freeze_backbone:
-        freeze_backbone(model, freeze_norm=False)
-    model.to(device)
-    model.to(memory_format=torch.channels_last if config.channels_last
-             else torch.contiguous_format)
-    plan = plan_schedule(config, len(loader))
-    groups = (layerwise_lr_groups(model, config.effective_weight_decay, config.layer_lr_decay)
-              if config.layer_lr_decay != 1.0 else None)
-    optimizer = build_optimizer(model, config.optimizer, config.peak_lr,
-                                config.effective_weight_decay, config.momentum, groups=groups)
-    dtype = autocast_dtype(config.precision, device)
-    generator = torch.Generator()  # CPU: the same augmentation stream on every device
-    generator.manual_seed(config.seed * 1000 + ctx.rank)
-    ingredients = build_ingredients(config, len(classes), classes, device)
-    step = TrainStep(
-        model=model, forward=model, optimizer=optimizer,
-        scheduler=build_scheduler(optimizer, plan["total_steps"], plan["warmup_steps"]),
-        scaler=torch.amp.GradScaler(device.type, enabled=dtype == torch.float16),
-        criterion=ingredients.criterion,
-        augment=BatchAugment(train=True, crop=config.crop, flip=config.flip, mean=mean, std=std,
-                             auto_augment=ingredients.auto_augment,
-                             erasing=ingredients.erasing),
-        generator=generator, dtype=dtype, device=device, channels_last=config.channels_last,
-        grad_clip=config.grad_clip, skip_nonfinite=config.skip_nonfinite,
-        mix=ingredients.mix, teacher=ingredients.teacher, distill_alpha=config.distill_alpha,
-        distill_temperature=config.distill_temperature)
+    step, plan = _build_step(config, model, len(loader), classes, device, ctx.rank, mean, std)
     run = _Run(config=config, ctx=ctx, step=step, loader=loader, val_split=val_split,
                normalize=BatchAugment(train=False, crop="none", flip=False, mean=mean, std=std),
                model_kwargs=model_kwargs, classes=classes,
@@ -301,7 +268,7 @@ def _train(config: TrainConfig, ctx: DistContext, resume: str | Path | bool | No
             log.rewrite(run.history)  # drop rows written after the checkpoint we resume from
     run.say(f"training {config.model} width {config.width} (total stride {config.total_stride}) "
             f"on {len(train_split.labels)} images of {len(classes)} classes, {ctx.world_size} "
-            f"process(es) on {device.type}, {precision_name(dtype)}, global batch "
+            f"process(es) on {device.type}, {precision_name(step.dtype)}, global batch "
             f"{config.batch_size}, peak lr {config.peak_lr:g}, {len(loader)} steps/epoch")
 
     # ---- the epochs
@@ -318,6 +285,60 @@ def _train(config: TrainConfig, ctx: DistContext, resume: str | Path | bool | No
     finally:
         stop.restore()
     return _finish(run, root, log)
+
+
+def _load_data(config: TrainConfig, ctx: DistContext, train_split: DataSplit | None,
+               val_split: DataSplit | None, show_progress: bool
+               ) -> tuple[DataSplit, DataSplit, Path | None, Any]:
+    """The splits (loaded from ``config.data`` unless given) and this process's batch loader."""
+    from ..data import CachedBatchLoader
+
+    root: Path | None = None
+    if train_split is None or val_split is None:
+        train_split, val_split, root = load_splits(config, ctx, progress=show_progress)
+    if len(train_split.labels) < config.batch_size:
+        raise ValueError(f"the training split has {len(train_split.labels)} images, fewer than "
+                         f"one batch ({config.batch_size}); lower --batch-size")
+    loader = CachedBatchLoader(train_split.images, train_split.labels,
+                               config.batch_size // ctx.world_size, shuffle=True,
+                               drop_last=True, seed=config.seed, rank=ctx.rank,
+                               world_size=ctx.world_size)
+    return train_split, val_split, root, loader
+
+
+def _build_step(config: TrainConfig, model: MobileNetBase, steps_per_epoch: int, classes: list[str],
+                device: torch.device, rank: int, mean: list[float],
+                std: list[float]) -> tuple[TrainStep, dict[str, Any]]:
+    """Everything one optimizer step needs, on ``device``, and the learning-rate plan."""
+    from ..data import BatchAugment
+
+    if config.freeze_backbone:
+        freeze_backbone(model, freeze_norm=False)
+    model.to(device)
+    model.to(memory_format=torch.channels_last if config.channels_last
+             else torch.contiguous_format)
+    plan = plan_schedule(config, steps_per_epoch)
+    groups = (layerwise_lr_groups(model, config.effective_weight_decay, config.layer_lr_decay)
+              if config.layer_lr_decay != 1.0 else None)
+    optimizer = build_optimizer(model, config.optimizer, config.peak_lr,
+                                config.effective_weight_decay, config.momentum, groups=groups)
+    dtype = autocast_dtype(config.precision, device)
+    generator = torch.Generator()  # CPU: the same augmentation stream on every device
+    generator.manual_seed(config.seed * 1000 + rank)
+    ingredients = build_ingredients(config, len(classes), classes, device)
+    step = TrainStep(
+        model=model, forward=model, optimizer=optimizer,
+        scheduler=build_scheduler(optimizer, plan["total_steps"], plan["warmup_steps"]),
+        scaler=torch.amp.GradScaler(device.type, enabled=dtype == torch.float16),
+        criterion=ingredients.criterion,
+        augment=BatchAugment(train=True, crop=config.crop, flip=config.flip, mean=mean, std=std,
+                             auto_augment=ingredients.auto_augment,
+                             erasing=ingredients.erasing),
+        generator=generator, dtype=dtype, device=device, channels_last=config.channels_last,
+        grad_clip=config.grad_clip, skip_nonfinite=config.skip_nonfinite,
+        mix=ingredients.mix, teacher=ingredients.teacher, distill_alpha=config.distill_alpha,
+        distill_temperature=config.distill_temperature)
+    return step, plan
 
 
 def _prepare_qat(model: nn.Module) -> Any:
