@@ -15,9 +15,9 @@ from deploy_helpers import (
     max_relative_error,
     needs_executorch,
     needs_onnx,
+    shared_tiny_run,
     simulated_int8,
     top1_agreement,
-    train_tiny_run,
 )
 from mobilecnn.cli import main
 from mobilecnn.deploy import export_torchscript, load_runtime_model
@@ -25,8 +25,8 @@ from mobilecnn.deploy import runtimes as runtimes_module
 
 
 @pytest.fixture(scope="module")
-def run(tmp_path_factory: pytest.TempPathFactory) -> TinyRun:
-    return train_tiny_run(tmp_path_factory.mktemp("tiny_run"))
+def run() -> TinyRun:
+    return shared_tiny_run()
 
 
 @pytest.fixture(scope="module")

@@ -11,12 +11,13 @@ import torch
 from torch import nn
 
 from deploy_helpers import (
+    MODEL_KWARGS,
     TinyRun,
     max_relative_error,
     needs_onnx,
+    shared_tiny_run,
     simulated_int8,
     top1_agreement,
-    train_tiny_run,
 )
 from mobilecnn import quantize
 from mobilecnn.deploy import (
@@ -33,8 +34,8 @@ from mobilecnn.deploy.fake_quant import FakeQuantLayer
 
 
 @pytest.fixture(scope="module")
-def run(tmp_path_factory: pytest.TempPathFactory) -> TinyRun:
-    return train_tiny_run(tmp_path_factory.mktemp("tiny_run"))
+def run() -> TinyRun:
+    return shared_tiny_run()
 
 
 class SqueezeExcite(nn.Module):
@@ -160,7 +161,7 @@ def test_quantization_report_finds_the_damaged_layer(run: TinyRun) -> None:
     assert "| features.0.conv | conv 3x3 |" in report.table()
     # One huge weight in every output channel of one 1x1 convolution: per-channel scales
     # grow 100x, its other weights round to zero, and the report must point at it.
-    damaged = run.model.__class__(**{"num_classes": 4, "width_mult": 0.25, "total_stride": 8})
+    damaged = run.model.__class__(**MODEL_KWARGS)
     damaged.load_state_dict(run.model.state_dict())
     target = damaged.features[3].expand.conv
     with torch.no_grad():
