@@ -73,7 +73,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--cache-dir", type=Path, default=Path("/tmp/mobilecnn-qacc-cache"))
     parser.add_argument("--calibration-images", type=int, default=256)
     parser.add_argument("--qat-epochs", type=int, default=0)
-    parser.add_argument("--qat-lr", type=float, default=0.005)
+    parser.add_argument("--qat-lr", type=float, default=1e-4)
     parser.add_argument("--threads", type=int, default=0)
     parser.add_argument("--backends", default=None,
                         help="comma-separated quantize backends (default: all installed)")

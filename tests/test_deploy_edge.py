@@ -107,7 +107,17 @@ def test_pte_without_executorch_is_one_line(monkeypatch, tmp_path, capsys) -> No
 
 
 @pytest.mark.filterwarnings("ignore:`torch.jit:FutureWarning")
-def test_export_refuses_to_overwrite_its_checkpoint(checkpoint, capsys) -> None:
+def test_export_refuses_to_overwrite_its_checkpoint(tmp_path, capsys) -> None:
+    checkpoints = pytest.importorskip("mobilecnn.train.checkpoints",
+                                      reason="the training package is not available")
+    from mobilecnn import MobileNetV2
+
+    checkpoint = checkpoints.save_checkpoint(
+        {"model_name": "mobilenet_v2", "model_kwargs": MODEL_KWARGS,
+         "model": MobileNetV2(**MODEL_KWARGS).state_dict(), "classes": list("abcd"),
+         "class_names": list("abcd"), "epoch": 1, "image_size": 32},
+        tmp_path / "best.pt",
+    )
     before = checkpoint.read_bytes()
     assert main(["export", str(checkpoint), "--format", "torchscript",
                  "--out", str(checkpoint)]) == 2
