@@ -18,6 +18,7 @@ TIMM_COLUMNS = ("model", "infer_samples_per_sec", "infer_step_time", "infer_batc
                 "infer_img_size", "param_count", "gmacs")
 
 
+@pytest.mark.slow  # TorchScript tracing and matplotlib
 @pytest.mark.filterwarnings("ignore:`torch.jit:FutureWarning")
 def test_round_robin_rows_csv_table_and_plot(tmp_path, monkeypatch) -> None:
     monkeypatch.setattr(runtimes_module, "executorch_installed", lambda: False)
