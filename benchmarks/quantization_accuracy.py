@@ -73,8 +73,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--cache-dir", type=Path, default=Path("/tmp/mobilecnn-qacc-cache"))
     parser.add_argument("--calibration-images", type=int, default=256)
     parser.add_argument("--qat-epochs", type=int, default=0)
-    parser.add_argument("--qat-lr", type=float, default=0.005)
+    parser.add_argument("--qat-lr", type=float, default=1e-4)
     parser.add_argument("--threads", type=int, default=0)
+    parser.add_argument("--backends", default=None,
+                        help="comma-separated quantize backends (default: all installed)")
     args = parser.parse_args(argv)
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -92,13 +94,16 @@ def main(argv: list[str] | None = None) -> int:
 
     reference = predictions(model, val_images)
     rows = [("fp32 (PyTorch)", reference, None)]
-    for backend in available_quantization_backends():
+    backends = (args.backends.split(",") if args.backends
+                else available_quantization_backends())
+    for backend in backends:
         quantized = quantize(model, calibration, backend=backend)
         rows.append((f"PTQ int8 ({backend})", predictions(quantized, val_images),
                      quantized.file_bytes))
+        print(f"quantized with {backend}", flush=True)
     if args.qat_epochs:
         qat = qat_finetune(model, root, normalize, args, args.cache_dir)
-        converted = convert_qat(qat, calibration, backend=available_quantization_backends()[0])
+        converted = convert_qat(qat, calibration, backend=backends[0])
         rows.append((f"QAT int8 ({args.qat_epochs} epoch(s), lr {args.qat_lr})",
                      predictions(converted, val_images), converted.file_bytes))
 

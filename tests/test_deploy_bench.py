@@ -18,6 +18,7 @@ TIMM_COLUMNS = ("model", "infer_samples_per_sec", "infer_step_time", "infer_batc
                 "infer_img_size", "param_count", "gmacs")
 
 
+@pytest.mark.slow  # TorchScript tracing and matplotlib
 @pytest.mark.filterwarnings("ignore:`torch.jit:FutureWarning")
 def test_round_robin_rows_csv_table_and_plot(tmp_path, monkeypatch) -> None:
     monkeypatch.setattr(runtimes_module, "executorch_installed", lambda: False)
@@ -47,7 +48,7 @@ def test_round_robin_rows_csv_table_and_plot(tmp_path, monkeypatch) -> None:
     assert tuple(rows[0]) == CSV_COLUMNS and CSV_COLUMNS[:7] == TIMM_COLUMNS
     assert rows[0]["speedup"] == "1.0" and rows[1]["infer_batch_size"] == "2"
     assert float(rows[2]["infer_samples_per_sec"]) == pytest.approx(
-        2 / (float(rows[2]["infer_step_time"]) / 1e3), rel=1e-3)
+        2 / (float(rows[2]["infer_step_time"]) / 1e3), rel=0.01)  # both rounded
     assert rows[4]["status"].startswith("not installed") and rows[4]["infer_step_time"] == "nan"
     table = format_table(results)
     assert table.count("\n") == len(results) + 1 and "not installed" in table

@@ -11,12 +11,13 @@ import torch
 from torch import nn
 
 from deploy_helpers import (
+    MODEL_KWARGS,
     TinyRun,
     max_relative_error,
     needs_onnx,
+    shared_tiny_run,
     simulated_int8,
     top1_agreement,
-    train_tiny_run,
 )
 from mobilecnn import quantize
 from mobilecnn.deploy import (
@@ -33,8 +34,8 @@ from mobilecnn.deploy.fake_quant import FakeQuantLayer
 
 
 @pytest.fixture(scope="module")
-def run(tmp_path_factory: pytest.TempPathFactory) -> TinyRun:
-    return train_tiny_run(tmp_path_factory.mktemp("tiny_run"))
+def run() -> TinyRun:
+    return shared_tiny_run()
 
 
 class SqueezeExcite(nn.Module):
@@ -151,6 +152,7 @@ def test_hardswish_and_se_gate_quantize_with_onnxruntime(tmp_path) -> None:
 # --------------------------------------------------------------------------- report
 
 
+@pytest.mark.slow  # the shared tiny run trains for a few seconds
 def test_quantization_report_finds_the_damaged_layer(run: TinyRun) -> None:
     report = quantization_report(run.model, run.calibration, [run.val_images[:40]])
     layers = [m for m in run.model.modules() if isinstance(m, (nn.Conv2d, nn.Linear))]
@@ -158,12 +160,15 @@ def test_quantization_report_finds_the_damaged_layer(run: TinyRun) -> None:
     assert all(math.isfinite(r.sqnr_db) and r.alone_sqnr_db > 15 for r in report.layers)
     assert report.logits_sqnr_db > 10 and report.top1_agreement >= 0.9
     assert "| features.0.conv | conv 3x3 |" in report.table()
-    # One huge weight in every output channel of one 1x1 convolution: per-channel scales
-    # grow 100x, its other weights round to zero, and the report must point at it.
-    damaged = run.model.__class__(**{"num_classes": 4, "width_mult": 0.25, "total_stride": 8})
+    # Damage one 1x1 convolution without changing the float function: its input channel 0
+    # is made exactly zero, and its weights on that channel huge. The per-channel scales grow
+    # 100x, the other weights round to zero, and the report must point at that layer.
+    damaged = run.model.__class__(**MODEL_KWARGS)
     damaged.load_state_dict(run.model.state_dict())
     target = damaged.features[3].expand.conv
     with torch.no_grad():
+        damaged.features[2].project.bn.weight[0] = 0.0
+        damaged.features[2].project.bn.bias[0] = 0.0
         target.weight[:, 0] = target.weight.abs().amax() * 100
     worst = quantization_report(damaged.eval(), run.calibration,
                                 [run.val_images[:40]]).worst(1)[0]
@@ -174,6 +179,7 @@ def test_quantization_report_finds_the_damaged_layer(run: TinyRun) -> None:
 # --------------------------------------------------------------------------- QAT
 
 
+@pytest.mark.slow
 def test_prepare_qat_trains_with_fake_quantization(run: TinyRun) -> None:
     prepared = prepare_qat(run.model)
     assert type(prepared) is type(run.model) and prepared.training
@@ -205,7 +211,7 @@ def test_prepare_qat_trains_with_fake_quantization(run: TinyRun) -> None:
 @pytest.mark.slow
 def test_qat_fine_tune_converts_to_int8(run: TinyRun) -> None:
     prepared = prepare_qat(run.model)
-    optimizer = torch.optim.SGD(prepared.parameters(), lr=0.005, momentum=0.9)
+    optimizer = torch.optim.SGD(prepared.parameters(), lr=1e-4, momentum=0.9)
     images = torch.cat(run.calibration)
     labels = run.model(images).argmax(1).detach()
     for step in range(6):

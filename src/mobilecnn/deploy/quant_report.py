@@ -94,8 +94,9 @@ def _layer_outputs(model: nn.Module, names: list[str], images: list[torch.Tensor
 
     def hook(name: str) -> Any:
         def record(_module: nn.Module, args: tuple[Any, ...], out: torch.Tensor) -> None:
-            inputs[name].append(args[0].detach())
-            outputs[name].append(out.detach())
+            # clones: a following in-place activation (ReLU6(inplace=True)) would change them
+            inputs[name].append(args[0].detach().clone())
+            outputs[name].append(out.detach().clone())
         return record
 
     modules = dict(model.named_modules())
