@@ -30,7 +30,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     add_model_arguments(bench)
     bench.add_argument("--batch-size", type=positive_int, default=1, help="default 1")
     bench.add_argument("--backends", default=None,
-                       help="comma-separated backends to time (default: all but compile)")
+                       help="comma-separated backends to time (default: all but the compile ones)")
     bench.add_argument("--compile", action="store_true",
                        help="also time torch.compile (compiling takes minutes on a small CPU)")
     bench.add_argument("--device", choices=("cpu", "cuda"), default="cpu",
@@ -62,7 +62,7 @@ def _backends(args: argparse.Namespace) -> list[str]:
             raise CLIError(f"--backends: unknown {', '.join(unknown) or '(empty)'}; choose from "
                            f"{', '.join(BACKENDS)}")
     elif args.device == "cuda":
-        names = ["cuda", "cuda-amp"]
+        names = ["cuda-eager", "cuda", "cuda-amp"] + (["cuda-compile"] if args.compile else [])
     else:
         names = [name for name in BACKENDS if not name.startswith("cuda") and name != "compile"]
         if args.compile:

@@ -48,13 +48,17 @@ BACKENDS = {
     "executorch": "ExecuTorch + XNNPACK, the file export_executorch writes (fp32)",
     "executorch-int8": "ExecuTorch + XNNPACK, quantize(backend='xnnpack') (int8)",
     "pytorch-int8": "PyTorch PT2E + X86InductorQuantizer, lowered to oneDNN int8 ops (int8)",
-    "cuda": "PyTorch on the GPU, the optimized model (fp32)",
-    "cuda-amp": "PyTorch on the GPU, the optimized model under float16 autocast",
+    "cuda-eager": "PyTorch on the GPU, the model as built (fp32)",
+    "cuda": "PyTorch on the GPU, the optimized model: BatchNorm folded, channels_last (fp32)",
+    "cuda-amp": "the optimized model on the GPU under bfloat16 autocast (float16 where the GPU "
+                "has no bfloat16)",
+    "cuda-compile": "torch.compile of the optimized model on the GPU under the same autocast "
+                    "(opt-in)",
 }
 """Backend name -> what is timed."""
 
 _PRECISION = {"onnxruntime-int8": "int8", "executorch-int8": "int8", "pytorch-int8": "int8",
-              "cuda-amp": "fp16-amp"}
+              "cuda-amp": "amp", "cuda-compile": "amp"}
 
 CSV_COLUMNS = ("model", "infer_samples_per_sec", "infer_step_time", "infer_batch_size",
                "infer_img_size", "param_count", "gmacs", "backend", "precision", "device",
@@ -197,18 +201,25 @@ def _build(name: str, model: nn.Module, size: int, batch: int,
         return quantized, quantized.file_bytes
     if name == "pytorch-int8":
         return _pytorch_int8(model, calibration), None
-    if name in ("cuda", "cuda-amp"):
-        return _cuda_runner(model, amp=name == "cuda-amp"), None
+    if name.startswith("cuda"):
+        return _cuda_runner(model, optimized=name != "cuda-eager",
+                            amp=name in ("cuda-amp", "cuda-compile"),
+                            compiled=name == "cuda-compile"), None
     raise ValueError(f"unknown backend {name!r}; choose from {', '.join(BACKENDS)}")
 
 
-def _cuda_runner(model: nn.Module, amp: bool) -> Runner:
+def _cuda_runner(model: nn.Module, *, optimized: bool, amp: bool, compiled: bool) -> Runner:
     if not torch.cuda.is_available():
         raise LookupError("no CUDA device")
-    gpu_model = optimize_for_inference(copy.deepcopy(model).cuda())
+    on_gpu = copy.deepcopy(model).cuda().eval()
+    gpu_model: Any = optimize_for_inference(on_gpu) if optimized else on_gpu
+    if compiled:
+        gpu_model = torch.compile(gpu_model)
+    amp_dtype = torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
 
+    @torch.inference_mode()
     def run(images: torch.Tensor) -> torch.Tensor:
-        with torch.autocast("cuda", dtype=torch.float16, enabled=amp):
+        with torch.autocast("cuda", dtype=amp_dtype, enabled=amp):
             out = gpu_model(images.cuda(non_blocking=True))
         torch.cuda.synchronize()
         return out
@@ -278,7 +289,7 @@ def benchmark_backends(
     budget_s: float = 20.0,
     progress: bool = False,
 ) -> list[BenchResult]:
-    """Time ``model`` on each backend in ``backends`` (default: all but ``compile``; see
+    """Time ``model`` on each backend in ``backends`` (default: all but ``compile`` and ``cuda-compile``; see
     :data:`BACKENDS`) at ``batch_size`` x 3 x ``input_size`` x ``input_size``.
 
     ``extra`` adds other callables (e.g. a torchvision baseline) to the same round-robin.
@@ -291,7 +302,8 @@ def benchmark_backends(
     if threads:
         torch.set_num_threads(threads)
     model = copy.deepcopy(model).cpu().float().eval()
-    names = list(backends) if backends is not None else [n for n in BACKENDS if n != "compile"]
+    names = (list(backends) if backends is not None
+             else [n for n in BACKENDS if n not in ("compile", "cuda-compile")])
     unknown = [n for n in names if n not in BACKENDS]
     if unknown:
         raise ValueError(f"unknown backend(s) {', '.join(unknown)}; choose from "
