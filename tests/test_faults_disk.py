@@ -11,7 +11,6 @@ import errno
 from pathlib import Path
 
 import pytest
-import torch
 
 from fault_helpers import (
     TINY,
@@ -27,13 +26,7 @@ from fault_helpers import (
 from mobilecnn.cli import main
 from mobilecnn.data import CacheError, prepare_cache
 
-
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 @pytest.fixture(scope="module")

@@ -30,13 +30,7 @@ from mobilecnn.train import TrainConfig, TrainingDiverged, load_checkpoint, trai
 from mobilecnn.train.metrics import strict_json
 from mobilecnn.train.signals import TrainHooks
 
-
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 @pytest.fixture(scope="module")

@@ -138,13 +138,7 @@ ALL_MODELS = sorted(MODELS)
 NEW_MODELS = [name for name in ALL_MODELS if "v3" in name or "v4" in name]
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    """Tiny models run faster on one thread, and a busy machine then stays responsive."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def tiny(name: str, **kwargs) -> nn.Module:

@@ -24,12 +24,7 @@ TINY = ["--width", "0.25", "--batch-size", "12", "--crop", "none", "--lr", "0.05
         "--precision", "fp32", "--device", "cpu", "--no-progress"]
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 @pytest.fixture(scope="module")

@@ -49,12 +49,7 @@ STRONG = {"ema": True, "ema_decay": 0.9, "mixup_alpha": 0.2, "cutmix_alpha": 1.0
           "auto_augment": "randaugment", "random_erasing": 0.25}
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def tiny_config(out_dir: Path, **changes: object) -> TrainConfig:
