@@ -36,7 +36,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     parser = _OneLineErrorParser(
         prog="mobilecnn",
-        description="MobileNetV1/V2 building blocks, counting and TinyImageNet training.",
+        description="MobileNetV1-V4 building blocks: count, train, quantize, export and benchmark.",
     )
     parser.add_argument("--version", action="version", version=f"mobilecnn {__version__}")
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
