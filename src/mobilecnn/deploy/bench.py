@@ -289,8 +289,8 @@ def benchmark_backends(
     budget_s: float = 20.0,
     progress: bool = False,
 ) -> list[BenchResult]:
-    """Time ``model`` on each backend in ``backends`` (default: all but ``compile`` and ``cuda-compile``; see
-    :data:`BACKENDS`) at ``batch_size`` x 3 x ``input_size`` x ``input_size``.
+    """Time ``model`` on each backend in ``backends`` (default: all but ``compile`` and
+    ``cuda-compile``; see :data:`BACKENDS`) at ``batch_size`` x 3 x ``input_size`` x ``input_size``.
 
     ``extra`` adds other callables (e.g. a torchvision baseline) to the same round-robin.
     Int8 backends calibrate on ``calibration`` (default: 4 batches of random normal images,
