@@ -1,10 +1,10 @@
 """The training run: ``train(config) -> TrainResult``.
 
 Read top to bottom, :func:`_train` is one run: what to resume, the data, the model and the
-step's parts, restoring a checkpoint, then per epoch :func:`_train_epoch` (the steps) and
-:func:`_end_epoch` (reduce, evaluate, check, checkpoint, log), then :func:`_finish`. The step
-itself is :func:`mobilecnn.train.step.train_step`; evaluation, resume rules, signals and DDP
-helpers live in their own modules.
+step's parts (built in :mod:`~mobilecnn.train.setup`), restoring a checkpoint, then per epoch
+:func:`_train_epoch` (the steps) and :func:`_end_epoch` (reduce, evaluate, check, checkpoint,
+log), then :func:`_finish`. The step itself is :func:`mobilecnn.train.step.train_step`;
+evaluation, resume rules, signals and DDP helpers live in their own modules.
 """
 
 from __future__ import annotations
@@ -24,8 +24,6 @@ import torch
 from torch import nn
 
 from ..fileio import clean_stale_temps, lock_folder, write_text_atomic
-from ..models import MobileNetBase, create_model
-from ..models.features import freeze_backbone
 from .checkpoints import Checkpoint, CheckpointError
 from .config import TrainConfig
 from .distributed import (
@@ -40,18 +38,15 @@ from .distributed import (
 )
 from .ema import ModelEma
 from .evaluation import evaluate, evaluate_during_training
-from .finetune import layerwise_lr_groups, load_init
-from .ingredients import build_ingredients
 from .metrics import MetricLog, strict_json, write_per_class_csv
-from .optim import build_optimizer, build_scheduler
 from .precision import autocast_dtype, precision_name
 from .resume import (
     changed_options,
-    check_resume_compatible,
     plan_schedule,
     replan_schedule,
     resolve_resume_path,
 )
+from .setup import build_model, build_step, load_data
 from .signals import StopFlag, TrainHooks
 from .splits import DataSplit, load_splits
 from .step import TrainStep, all_finite, train_step
@@ -212,30 +207,17 @@ def _train(config: TrainConfig, ctx: DistContext, resume: str | Path | bool | No
     # ---- data
     show_progress = ctx.is_main and (
         config.progress if config.progress is not None else sys.stderr.isatty())
-    train_split, val_split, root, loader = _load_data(config, ctx, train_split, val_split,
-                                                      show_progress)
+    train_split, val_split, root, loader = load_data(config, ctx, train_split, val_split,
+                                                     show_progress)
     mean, std = list(TINYIMAGENET_MEAN), list(TINYIMAGENET_STD)
 
     # ---- model and the parts of a step
     torch.manual_seed(config.seed)
     classes = list(train_split.classes)
-    model_kwargs = {"num_classes": len(classes), "width_mult": config.width,
-                    "total_stride": config.total_stride, "dropout": config.dropout}
     image_size = int(train_split.images.shape[-1])
-    old_config = None
-    init_message = None
-    if checkpoint is not None and resume_path is not None:
-        old_config = check_resume_compatible(checkpoint, config, resume_path, model_kwargs,
-                                             classes, image_size, ctx.world_size)
-        model = (_qat_model(config, model_kwargs, checkpoint, resume_path) if config.qat
-                 else checkpoint.build_model(resume_path))
-    else:
-        model = create_model(config.model, **model_kwargs)
-        if config.init is not None:
-            init_message = load_init(model, config.init, classes)
-        if config.qat:
-            model = _prepare_qat(model)
-    step, plan = _build_step(config, model, len(loader), classes, device, ctx.rank, mean, std)
+    model, model_kwargs, old_config, init_message = build_model(
+        config, checkpoint, resume_path, classes, image_size, ctx.world_size)
+    step, plan = build_step(config, model, len(loader), classes, device, ctx.rank, mean, std)
     run = _Run(config=config, ctx=ctx, step=step, loader=loader, val_split=val_split,
                normalize=BatchAugment(train=False, crop="none", flip=False, mean=mean, std=std),
                model_kwargs=model_kwargs, classes=classes,
@@ -285,80 +267,6 @@ def _train(config: TrainConfig, ctx: DistContext, resume: str | Path | bool | No
     finally:
         stop.restore()
     return _finish(run, root, log)
-
-
-def _load_data(config: TrainConfig, ctx: DistContext, train_split: DataSplit | None,
-               val_split: DataSplit | None, show_progress: bool
-               ) -> tuple[DataSplit, DataSplit, Path | None, Any]:
-    """The splits (loaded from ``config.data`` unless given) and this process's batch loader."""
-    from ..data import CachedBatchLoader
-
-    root: Path | None = None
-    if train_split is None or val_split is None:
-        train_split, val_split, root = load_splits(config, ctx, progress=show_progress)
-    if len(train_split.labels) < config.batch_size:
-        raise ValueError(f"the training split has {len(train_split.labels)} images, fewer than "
-                         f"one batch ({config.batch_size}); lower --batch-size")
-    loader = CachedBatchLoader(train_split.images, train_split.labels,
-                               config.batch_size // ctx.world_size, shuffle=True,
-                               drop_last=True, seed=config.seed, rank=ctx.rank,
-                               world_size=ctx.world_size)
-    return train_split, val_split, root, loader
-
-
-def _build_step(config: TrainConfig, model: MobileNetBase, steps_per_epoch: int, classes: list[str],
-                device: torch.device, rank: int, mean: list[float],
-                std: list[float]) -> tuple[TrainStep, dict[str, Any]]:
-    """Everything one optimizer step needs, on ``device``, and the learning-rate plan."""
-    from ..data import BatchAugment
-
-    if config.freeze_backbone:
-        freeze_backbone(model, freeze_norm=False)
-    model.to(device)
-    model.to(memory_format=torch.channels_last if config.channels_last
-             else torch.contiguous_format)
-    plan = plan_schedule(config, steps_per_epoch)
-    groups = (layerwise_lr_groups(model, config.effective_weight_decay, config.layer_lr_decay)
-              if config.layer_lr_decay != 1.0 else None)
-    optimizer = build_optimizer(model, config.optimizer, config.peak_lr,
-                                config.effective_weight_decay, config.momentum, groups=groups)
-    dtype = autocast_dtype(config.precision, device)
-    generator = torch.Generator()  # CPU: the same augmentation stream on every device
-    generator.manual_seed(config.seed * 1000 + rank)
-    ingredients = build_ingredients(config, len(classes), classes, device)
-    step = TrainStep(
-        model=model, forward=model, optimizer=optimizer,
-        scheduler=build_scheduler(optimizer, plan["total_steps"], plan["warmup_steps"]),
-        scaler=torch.amp.GradScaler(device.type, enabled=dtype == torch.float16),
-        criterion=ingredients.criterion,
-        augment=BatchAugment(train=True, crop=config.crop, flip=config.flip, mean=mean, std=std,
-                             auto_augment=ingredients.auto_augment,
-                             erasing=ingredients.erasing),
-        generator=generator, dtype=dtype, device=device, channels_last=config.channels_last,
-        grad_clip=config.grad_clip, skip_nonfinite=config.skip_nonfinite,
-        mix=ingredients.mix, teacher=ingredients.teacher, distill_alpha=config.distill_alpha,
-        distill_temperature=config.distill_temperature)
-    return step, plan
-
-
-def _prepare_qat(model: nn.Module) -> Any:
-    """The fake-quantized copy of ``model`` that a ``--qat`` run trains."""
-    from ..deploy.qat import prepare_qat
-
-    return prepare_qat(model)
-
-
-def _qat_model(config: TrainConfig, model_kwargs: dict[str, Any], checkpoint: Checkpoint,
-               path: Path) -> Any:
-    """A ``--qat`` run's model rebuilt from its checkpoint (fake-quantized weights)."""
-    model = _prepare_qat(create_model(config.model, **model_kwargs))
-    try:
-        model.load_state_dict(checkpoint.model)
-    except (RuntimeError, KeyError) as error:
-        detail = " ".join(str(error).split())[:200]
-        raise CheckpointError(path, f"is not a --qat run's checkpoint ({detail}); resume with "
-                              "the run's own --qat setting") from None
-    return model
 
 
 def _write_int8(run: _Run) -> Path:
