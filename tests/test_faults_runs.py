@@ -81,6 +81,20 @@ def test_a_second_run_on_the_same_folder_is_refused_naming_the_holder(
         holder.wait()
 
 
+
+def test_the_lock_removes_only_the_empty_folders_it_created(tmp_path: Path) -> None:
+    """A run refused before writing leaves no folder; a folder with anything in it stays."""
+    with pytest.raises(ValueError, match="refused"), lock_folder(tmp_path / "a" / "b"):
+        raise ValueError("refused")
+    assert list(tmp_path.iterdir()) == []
+    with lock_folder(tmp_path / "c" / "d") as folder:
+        (folder / "last.pt").write_bytes(b"x")
+    assert (tmp_path / "c" / "d" / "last.pt").read_bytes() == b"x"
+    (tmp_path / "e").mkdir()
+    with lock_folder(tmp_path / "e"):
+        pass
+    assert (tmp_path / "e").is_dir()  # it existed before: never removed
+
 def test_a_new_run_never_overwrites_a_lone_best_checkpoint(
     finished_run: Path, data_root: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str],
 ) -> None:

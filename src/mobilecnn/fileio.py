@@ -207,19 +207,23 @@ def lock_folder(folder: PathLike, what: str = "folder") -> Iterator[Path]:
         raise NotADirectoryError(f"{str(target)!r} is a file, not a folder; choose a folder")
     created = [folder for folder in (target, *target.parents) if not folder.exists()]
     target.mkdir(parents=True, exist_ok=True)
-    try:
-        yield from _flocked(target, what)
-    finally:
-        for folder in created:  # deepest first; a folder with anything in it stays
-            with contextlib.suppress(OSError):
-                folder.rmdir()
+    yield from _flocked(target, what, created)
 
 
-def _flocked(target: Path, what: str) -> Iterator[Path]:
+def _remove_if_empty(created: list[Path]) -> None:
+    for folder in created:  # deepest first; a folder with anything in it stays
+        with contextlib.suppress(OSError):
+            folder.rmdir()
+
+
+def _flocked(target: Path, what: str, created: list[Path]) -> Iterator[Path]:
     try:
         import fcntl
     except ImportError:  # pragma: no cover - Windows
-        yield target
+        try:
+            yield target
+        finally:
+            _remove_if_empty(created)
         return
     descriptor = os.open(target, os.O_RDONLY)
     try:
@@ -230,7 +234,10 @@ def _flocked(target: Path, what: str) -> Iterator[Path]:
                 raise
             raise FolderLockedError(target, _flock_holder(os.fstat(descriptor).st_ino),
                                     what) from None
-        yield target
+        try:
+            yield target
+        finally:
+            _remove_if_empty(created)  # while still locked: no other run can be inside
     finally:
         os.close(descriptor)  # releases the lock
 
