@@ -86,18 +86,9 @@ def shared_tiny_run() -> TinyRun:
 def simulated_int8(model: nn.Module, calibration: list[torch.Tensor]) -> nn.Module:
     """The PyTorch int8 model: every Conv2d/Linear with uint8 per-tensor inputs and int8
     per-channel weights, ranges from ``calibration`` (what the runtimes compute)."""
-    from mobilecnn.deploy.fake_quant import ActivationFakeQuant, wrap_fake_quant
+    from mobilecnn.deploy.fake_quant import calibrated_fake_quant
 
-    simulated = wrap_fake_quant(model).eval()
-    observers = [m for m in simulated.modules() if isinstance(m, ActivationFakeQuant)]
-    for observer in observers:
-        observer.observing, observer.enabled = True, False
-    with torch.no_grad():
-        for batch in calibration:
-            simulated(batch)
-    for observer in observers:
-        observer.observing, observer.enabled = False, True
-    return simulated
+    return calibrated_fake_quant(model, calibration)
 
 
 def top1_agreement(a: torch.Tensor, b: torch.Tensor) -> float:

@@ -9,6 +9,7 @@ whose gradient is the straight-through estimator, so a model of :class:`FakeQuan
 from __future__ import annotations
 
 import copy
+from collections.abc import Iterable
 
 import torch
 from torch import nn
@@ -16,7 +17,13 @@ from torch.nn import functional as F
 
 from .fold import fold_batchnorm
 
-__all__ = ["ActivationFakeQuant", "FakeQuantLayer", "strip_fake_quant", "wrap_fake_quant"]
+__all__ = [
+    "ActivationFakeQuant",
+    "FakeQuantLayer",
+    "calibrated_fake_quant",
+    "strip_fake_quant",
+    "wrap_fake_quant",
+]
 
 
 def fake_quantize_weight(weight: torch.Tensor) -> torch.Tensor:
@@ -94,6 +101,21 @@ def wrap_fake_quant(model: nn.Module, momentum: float | None = None) -> nn.Modul
                 assert isinstance(child, (nn.Conv2d, nn.Linear))
                 setattr(parent, name, FakeQuantLayer(child, momentum))
     return wrapped
+
+
+def calibrated_fake_quant(model: nn.Module, batches: Iterable[torch.Tensor]) -> nn.Module:
+    """``model`` with fake quantization (:func:`wrap_fake_quant`), in eval mode, whose
+    activation ranges were observed on ``batches``: PyTorch's picture of the int8 model."""
+    simulated = wrap_fake_quant(model).eval()
+    observers = [m for m in simulated.modules() if isinstance(m, ActivationFakeQuant)]
+    for observer in observers:
+        observer.observing, observer.enabled = True, False
+    with torch.no_grad():
+        for batch in batches:
+            simulated(batch)
+    for observer in observers:
+        observer.observing, observer.enabled = False, True
+    return simulated
 
 
 def strip_fake_quant(model: nn.Module) -> nn.Module:

@@ -15,7 +15,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from .fake_quant import ActivationFakeQuant, FakeQuantLayer, wrap_fake_quant
+from .fake_quant import FakeQuantLayer, calibrated_fake_quant
 from .quantize import _check_model, calibration_batches
 
 __all__ = ["LayerQuantError", "QuantizationReport", "quantization_report"]
@@ -129,15 +129,7 @@ def quantization_report(
     calibration_data = calibration_batches(folded, calibration)
     evaluation = (calibration_data if images is None
                   else calibration_batches(folded, images))
-    simulated = wrap_fake_quant(folded).eval()
-    observers = [m for m in simulated.modules() if isinstance(m, ActivationFakeQuant)]
-    for observer in observers:
-        observer.observing, observer.enabled = True, False
-    with torch.no_grad():
-        for batch in calibration_data:
-            simulated(batch)
-    for observer in observers:
-        observer.observing, observer.enabled = False, True
+    simulated = calibrated_fake_quant(folded, calibration_data)
     layers = {name: m for name, m in simulated.named_modules() if isinstance(m, FakeQuantLayer)}
     names = list(layers)
     float_inputs, float_outputs, float_logits = _layer_outputs(folded, names, evaluation)
