@@ -96,4 +96,26 @@ def top1_agreement(a: torch.Tensor, b: torch.Tensor) -> float:
 
 
 def max_relative_error(actual: torch.Tensor, expected: torch.Tensor) -> float:
-    return ((actual - expected).abs().max() / expected.abs().max()).item()
+    return ((actual.float() - expected.float()).abs().max() / expected.abs().max()).item()
+
+
+def randomize_batchnorm(model: nn.Module, seed: int = 1) -> nn.Module:
+    """Give every BatchNorm non-trivial statistics and affine parameters (fresh ones are 0/1)."""
+    generator = torch.Generator().manual_seed(seed)
+    for module in model.modules():
+        if isinstance(module, nn.BatchNorm2d):
+            n = module.num_features
+            module.running_mean.copy_(torch.randn(n, generator=generator) * 0.5)
+            module.running_var.copy_(torch.rand(n, generator=generator) * 1.5 + 0.25)
+            module.weight.data.copy_(torch.rand(n, generator=generator) + 0.5)
+            module.bias.data.copy_(torch.randn(n, generator=generator) * 0.2)
+    return model
+
+
+def run_onnx(path, x: torch.Tensor) -> torch.Tensor:
+    """Logits of the ONNX file at ``path`` for ``x`` in onnxruntime (CPU)."""
+    import onnxruntime
+
+    session = onnxruntime.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    (output,) = session.run(["logits"], {"images": x.numpy()})
+    return torch.from_numpy(output)

@@ -23,12 +23,8 @@ from .deploy import (
     export_torchscript,
     fold_batchnorm,
     freeze_backbone,
-    load_timm_state_dict,
-    load_torchvision_state_dict,
     optimize_for_inference,
     quantize,
-    to_timm_state_dict,
-    to_torchvision_state_dict,
     unfreeze_backbone,
 )
 from .layers import (
@@ -52,8 +48,13 @@ from .models import (
     build_stages,
     create_model,
 )
-
-__version__ = "0.2.0"
+from .version import __version__
+from .weights import (
+    load_timm_state_dict,
+    load_torchvision_state_dict,
+    to_timm_state_dict,
+    to_torchvision_state_dict,
+)
 
 __all__ = [
     "MODELS",

@@ -32,7 +32,7 @@ class _OneLineErrorParser(argparse.ArgumentParser):
 
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser with every subcommand registered."""
-    from .. import __version__
+    from ..version import __version__
 
     parser = _OneLineErrorParser(
         prog="mobilecnn",

@@ -1,13 +1,9 @@
-"""Shipping a trained model: fast inference, torchvision weights, exported files.
+"""Shipping a trained model: fast inference, int8, exported files and their runtimes.
 
 One job per module:
 
 * :mod:`~mobilecnn.deploy.fold` - :func:`fold_batchnorm` and :func:`optimize_for_inference`
   (BatchNorm folded, channels_last, optional bfloat16; the original is untouched);
-* :mod:`~mobilecnn.deploy.torchvision_weights` - :func:`load_torchvision_state_dict` /
-  :func:`to_torchvision_state_dict`, explicit key rules between torchvision and mobilecnn;
-* :mod:`~mobilecnn.deploy.timm_weights` - :func:`load_timm_state_dict` /
-  :func:`to_timm_state_dict` for MobileNetV4;
 * :mod:`~mobilecnn.deploy.export` - :func:`export_onnx` / :func:`export_executorch` /
   :func:`export_torchscript`;
 * :mod:`~mobilecnn.deploy.runtimes` - :class:`RuntimeModel`, an ONNX Runtime or ExecuTorch file
@@ -19,18 +15,24 @@ One job per module:
 * :mod:`~mobilecnn.deploy.bench` - :func:`benchmark`, every inference backend timed side by side.
 
 Feature extraction and freezing (:class:`FeatureExtractor`, :func:`freeze_backbone`) live in
-:mod:`mobilecnn.models.features` and are re-exported here. See ``docs/deployment.md``.
+:mod:`mobilecnn.models.features` and :mod:`mobilecnn.models.freeze` and are re-exported
+here, as are the weight loaders of :mod:`mobilecnn.weights`. See ``docs/deployment.md``.
 """
 
 from __future__ import annotations
 
 from ..devices import cpu_has_fast_bfloat16
-from ..models.features import (
-    FeatureExtractor,
-    FrozenBatchNorm2d,
-    create_feature_extractor,
-    freeze_backbone,
-    unfreeze_backbone,
+from ..models.features import FeatureExtractor, create_feature_extractor
+from ..models.freeze import FrozenBatchNorm2d, freeze_backbone, unfreeze_backbone
+
+# Weight conversion lives in mobilecnn.weights since 0.3; these names stay importable from here.
+from ..weights import (
+    load_timm_state_dict,
+    load_torchvision_state_dict,
+    timm_key_map,
+    to_timm_state_dict,
+    to_torchvision_state_dict,
+    torchvision_key_map,
 )
 from .bench import BenchResult, benchmark, benchmark_backends
 from .export import export_executorch, export_onnx, export_torchscript
@@ -39,12 +41,6 @@ from .qat import convert_qat, prepare_qat
 from .quant_report import LayerQuantError, QuantizationReport, quantization_report
 from .quantize import QUANTIZATION_BACKENDS, available_quantization_backends, quantize
 from .runtimes import RuntimeModel, load_runtime_model
-from .timm_weights import load_timm_state_dict, timm_key_map, to_timm_state_dict
-from .torchvision_weights import (
-    load_torchvision_state_dict,
-    to_torchvision_state_dict,
-    torchvision_key_map,
-)
 
 __all__ = [
     "QUANTIZATION_BACKENDS",

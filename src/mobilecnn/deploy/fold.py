@@ -10,7 +10,7 @@ import torch
 from torch import nn
 
 from ..devices import cpu_has_fast_bfloat16
-from ..models.features import FrozenBatchNorm2d
+from ..models.freeze import FrozenBatchNorm2d
 
 __all__ = ["fold_batchnorm", "optimize_for_inference"]
 
@@ -47,7 +47,7 @@ def fold_batchnorm(model: nn.Module, inplace: bool = False) -> nn.Module:
 
     Pairs are consecutive children of an ``nn.Sequential`` (:class:`~mobilecnn.ConvNormAct`'s
     ``conv``/``bn``, and torchvision's ``Conv2dNormActivation`` alike); the BatchNorm (or
-    :class:`~mobilecnn.models.features.FrozenBatchNorm2d`) is removed.
+    :class:`~mobilecnn.models.freeze.FrozenBatchNorm2d`) is removed.
     The result is in eval mode, where it computes the same function as ``model.eval()``.
     Returns a deep copy unless ``inplace``. Raises ``ValueError`` for a BatchNorm without
     running statistics, which cannot be folded.

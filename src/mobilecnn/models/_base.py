@@ -8,6 +8,8 @@ from typing import TYPE_CHECKING, TypedDict
 import torch
 from torch import nn
 
+from .freeze import freeze_backbone, unfreeze_backbone
+
 __all__ = ["FeatureInfo", "MobileNetBase", "check_total_stride"]
 
 
@@ -122,16 +124,12 @@ class MobileNetBase(nn.Module):
         self.num_classes = num_classes
 
     def freeze_backbone(self, freeze_norm: bool = True) -> None:
-        """Stop training ``features`` (see :func:`mobilecnn.models.features.freeze_backbone`):
+        """Stop training ``features`` (see :func:`mobilecnn.models.freeze.freeze_backbone`):
         its parameters stop requiring gradients and, with ``freeze_norm``, its BatchNorms
         keep their running statistics in train mode. Only the classifier then learns."""
-        from .features import freeze_backbone
-
         freeze_backbone(self, freeze_norm=freeze_norm)
 
     def unfreeze_backbone(self) -> None:
         """Make ``features`` trainable again (undoes :meth:`freeze_backbone`)."""
-        from .features import unfreeze_backbone
-
         unfreeze_backbone(self)
 

@@ -13,7 +13,7 @@ from .checkpoints import (
     load_model,
     save_checkpoint,
 )
-from .config import TrainConfig, demo_config
+from .config import TrainConfig, demo_config, recipe_config
 from .distill import distillation_loss, load_teacher, parse_teacher_spec
 from .ema import ModelEma, ema_decay_at
 from .evaluation import evaluate
@@ -22,7 +22,7 @@ from .loop import TrainingDiverged, TrainingInterrupted, TrainResult, train
 from .metrics import SplitMetrics, topk_correct
 from .mixup import MixupCutmix, smooth_one_hot, soft_target_cross_entropy
 from .precision import autocast_dtype
-from .recipes import RECIPES, Recipe, get_recipe, recipe_config
+from .recipes import RECIPES, Recipe, get_recipe
 
 __all__ = [
     "RECIPES",

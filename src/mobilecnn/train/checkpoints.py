@@ -100,7 +100,7 @@ class Checkpoint:
 
     def to_dict(self) -> dict[str, Any]:
         """The dict written to disk (``format``/``format_version`` first, ``extra`` merged)."""
-        from .. import __version__
+        from ..version import __version__
 
         values = {item.name: getattr(self, item.name) for item in dataclasses.fields(self)
                   if item.name != "extra"}

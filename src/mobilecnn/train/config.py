@@ -4,8 +4,11 @@ from __future__ import annotations
 
 import dataclasses
 import math
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
+
+from .recipes import RECIPES, get_recipe
 
 __all__ = [
     "BASE_LR_PER_256",
@@ -16,6 +19,7 @@ __all__ = [
     "PRECISIONS",
     "TrainConfig",
     "demo_config",
+    "recipe_config",
 ]
 
 OPTIMIZERS = ("sgd", "adamw", "rmsprop")
@@ -55,15 +59,11 @@ def _model_names() -> list[str]:
 
 
 def _recipe_names() -> tuple[str, ...]:
-    from .recipes import RECIPES
-
     return tuple(RECIPES)
 
 
 def _check_recipe(name: str, value: Any) -> None:
     if value is not None:
-        from .recipes import get_recipe
-
         get_recipe(value)
 
 
@@ -366,4 +366,14 @@ def demo_config(out_dir: str = "mobilecnn-demo", epochs: int = 6, **changes: Any
         "device": "cpu",
     }
     values.update(changes)
+    return TrainConfig(**values)
+
+
+def recipe_config(name: str, base: Mapping[str, Any] | None = None,
+                  **options: Any) -> TrainConfig:
+    """A :class:`~mobilecnn.train.TrainConfig` of the recipe ``name``: ``base`` values (e.g.
+    a demo config's), then the recipe's settings, then ``options``; ``recipe`` records the
+    name."""
+    recipe = get_recipe(name)
+    values = {**(base or {}), **recipe.settings, **options, "recipe": name}
     return TrainConfig(**values)

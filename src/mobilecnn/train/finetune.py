@@ -37,8 +37,8 @@ def load_init(model: MobileNetBase, spec: str, classes: list[str] | None = None)
 
 
 def _load_torchvision(model: MobileNetBase, path: Path) -> str:
-    from ..deploy import load_torchvision_state_dict
     from ..models import MobileNetV2
+    from ..weights import load_torchvision_state_dict
 
     if not isinstance(model, MobileNetV2):
         raise ValueError(f"--init torchvision:{path}: torchvision weights exist only for "

@@ -1,6 +1,7 @@
 """Named training recipes: settings as data, each with its rationale and the numbers it aims at.
 
-A recipe only fills in :class:`~mobilecnn.train.TrainConfig` fields; options given explicitly
+A recipe only fills in :class:`~mobilecnn.train.TrainConfig` fields (through
+:func:`~mobilecnn.train.config.recipe_config`); options given explicitly
 (on the command line or as keyword arguments) override it. ``mobilecnn train --recipe NAME
 --print-config`` shows the resolved settings.
 """
@@ -10,12 +11,9 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-if TYPE_CHECKING:
-    from .config import TrainConfig
-
-__all__ = ["RECIPES", "Recipe", "get_recipe", "recipe_config"]
+__all__ = ["RECIPES", "Recipe", "get_recipe"]
 
 
 @dataclass(frozen=True)
@@ -124,15 +122,3 @@ def get_recipe(name: str) -> Recipe:
     except KeyError:
         raise ValueError(f"unknown recipe {name!r}; known recipes: "
                          f"{', '.join(RECIPES)}") from None
-
-
-def recipe_config(name: str, base: Mapping[str, Any] | None = None,
-                  **options: Any) -> TrainConfig:
-    """A :class:`~mobilecnn.train.TrainConfig` of the recipe ``name``: ``base`` values (e.g.
-    a demo config's), then the recipe's settings, then ``options``; ``recipe`` records the
-    name."""
-    from .config import TrainConfig
-
-    recipe = get_recipe(name)
-    values = {**(base or {}), **recipe.settings, **options, "recipe": name}
-    return TrainConfig(**values)

@@ -10,7 +10,7 @@ import torch
 from torch import nn
 
 from ..models import MobileNetBase, create_model
-from ..models.features import freeze_backbone
+from ..models.freeze import freeze_backbone
 from .checkpoints import Checkpoint, CheckpointError
 from .config import TrainConfig
 from .distributed import DistContext

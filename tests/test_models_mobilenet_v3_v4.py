@@ -6,6 +6,7 @@ import pytest
 import torch
 from torch import nn
 
+from deploy_helpers import max_relative_error, randomize_batchnorm
 from mobilecnn import (
     MODELS,
     MobileNetV3,
@@ -21,7 +22,6 @@ from mobilecnn.deploy import (
     fold_batchnorm,
     optimize_for_inference,
 )
-from test_inference_folding import max_relative_error, randomize_batchnorm
 
 # torchvision's mobilenet_v3_* and timm's mobilenetv4_conv_* (1000 classes); MACs at 224x224
 V3_PARAMS = {("large", 1.0): 5_483_032, ("small", 1.0): 2_542_856,

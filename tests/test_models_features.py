@@ -7,13 +7,8 @@ import torch
 from torch import nn
 
 from mobilecnn import MobileNetV1, MobileNetV2
-from mobilecnn.models.features import (
-    FeatureExtractor,
-    FrozenBatchNorm2d,
-    create_feature_extractor,
-    freeze_backbone,
-    unfreeze_backbone,
-)
+from mobilecnn.models.features import FeatureExtractor, create_feature_extractor
+from mobilecnn.models.freeze import FrozenBatchNorm2d, freeze_backbone, unfreeze_backbone
 
 
 def test_mobilenet_v2_levels_without_running_the_model() -> None:

@@ -10,11 +10,10 @@ import pytest
 import torch
 
 from data_helpers import make_official
+from deploy_helpers import max_relative_error, needs_onnx, randomize_batchnorm, run_onnx
 from mobilecnn import create_model
 from mobilecnn.cli import main
 from mobilecnn.deploy import export_onnx, export_torchscript
-from test_inference_export import needs_onnx, run_onnx
-from test_inference_folding import max_relative_error, randomize_batchnorm
 
 
 @needs_onnx

@@ -16,7 +16,7 @@ from torch import nn
 from ..layers import ConvNormAct, FusedInvertedResidual, UniversalInvertedResidual
 from ..models import MobileNetV4
 from ..models.mobilenet_v4 import MOBILENET_V4_TABLES
-from .torchvision_weights import StateDict, load_with_key_map
+from .keymap import StateDict, load_with_key_map
 
 __all__ = ["load_timm_state_dict", "timm_key_map", "to_timm_state_dict"]
 

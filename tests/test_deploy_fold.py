@@ -8,26 +8,9 @@ import pytest
 import torch
 from torch import nn
 
+from deploy_helpers import max_relative_error, randomize_batchnorm
 from mobilecnn import ConvNormAct, MobileNetV1, MobileNetV2
 from mobilecnn.deploy import FrozenBatchNorm2d, fold_batchnorm, optimize_for_inference
-
-
-def randomize_batchnorm(model: nn.Module, seed: int = 1) -> nn.Module:
-    """Give every BatchNorm non-trivial statistics and affine parameters (fresh ones are 0/1)."""
-    generator = torch.Generator().manual_seed(seed)
-    for module in model.modules():
-        if isinstance(module, nn.BatchNorm2d):
-            n = module.num_features
-            module.running_mean.copy_(torch.randn(n, generator=generator) * 0.5)
-            module.running_var.copy_(torch.rand(n, generator=generator) * 1.5 + 0.25)
-            module.weight.data.copy_(torch.rand(n, generator=generator) + 0.5)
-            module.bias.data.copy_(torch.randn(n, generator=generator) * 0.2)
-    return model
-
-
-def max_relative_error(actual: torch.Tensor, expected: torch.Tensor) -> float:
-    return ((actual.float() - expected.float()).abs().max() / expected.abs().max()).item()
-
 
 MODELS_AND_WIDTHS = [
     (MobileNetV1, 0.25, 32),

@@ -158,7 +158,8 @@ def test_builder_removes_the_first_strides_and_records_levels() -> None:
 
 
 def test_v1_and_v2_state_dict_layout_is_unchanged_by_the_builder() -> None:
-    """The 0.1 layout (V2's is also checked against torchvision in test_models.py)."""
+    """The 0.1 layout (V2's is also checked against torchvision in
+    test_models_mobilenet_v1_v2.py)."""
     from mobilecnn import MobileNetV1, MobileNetV2
 
     v1 = list(MobileNetV1(width_mult=0.25).state_dict())

@@ -2,30 +2,13 @@
 
 from __future__ import annotations
 
-import importlib.util
-
 import pytest
 import torch
 
+from deploy_helpers import max_relative_error, needs_onnx, randomize_batchnorm, run_onnx
 from mobilecnn import MobileNetV1, MobileNetV2
 from mobilecnn.cli import main
 from mobilecnn.deploy import export_onnx, export_torchscript, optimize_for_inference
-from test_inference_folding import max_relative_error, randomize_batchnorm
-
-ONNX_MISSING = [name for name in ("onnx", "onnxruntime", "onnxscript")
-                if importlib.util.find_spec(name) is None]
-needs_onnx = pytest.mark.skipif(
-    bool(ONNX_MISSING),
-    reason=f"{', '.join(ONNX_MISSING)} not installed (pip install 'mobilecnn[onnx]')",
-)
-
-
-def run_onnx(path, x: torch.Tensor) -> torch.Tensor:
-    import onnxruntime
-
-    session = onnxruntime.InferenceSession(str(path), providers=["CPUExecutionProvider"])
-    (output,) = session.run(["logits"], {"images": x.numpy()})
-    return torch.from_numpy(output)
 
 
 @needs_onnx
