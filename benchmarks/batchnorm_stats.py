@@ -6,6 +6,13 @@ training images (``mobilecnn.train.batchnorm_stats``) - and the time that recomp
 beside the run's mean epoch time (from the checkpoint's history).
 
     python benchmarks/batchnorm_stats.py --data DIR runs/a/last.pt runs/b/last.pt
+
+``--cost`` instead times, in one process and alternating, training steps and the
+recomputation over the same number of images (batches of 64) for each model of the family,
+and prints the ratio: the recomputation's cost per epoch is that ratio times
+``1024 / training images`` (twice that with EMA).
+
+    python benchmarks/batchnorm_stats.py --cost --size 64
 """
 
 from __future__ import annotations
@@ -44,10 +51,46 @@ def measure(checkpoint: Path, data: str, images: int, batch_size: int) -> dict[s
             "recalibrate_seconds": seconds, "epoch_seconds": epoch}
 
 
+def cost(name: str, size: int, width: float, images: int, repeats: int) -> float:
+    """Seconds of recomputing the statistics over ``images`` images divided by the seconds
+    of training steps over as many images (median of ``repeats`` alternating rounds)."""
+    import statistics
+
+    import torch
+
+    from mobilecnn import create_model
+    from mobilecnn.train.batchnorm_stats import recalibrate_batchnorm
+
+    model = create_model(name, num_classes=10, width_mult=width,
+                         total_stride=16 if size >= 64 else 8)
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9)
+    batches = [torch.randn(64, 3, size, size) for _ in range(images // 64)]
+    labels = torch.randint(0, 10, (64,))
+    ratios = []
+    for _ in range(repeats):
+        model.train()
+        started = time.perf_counter()
+        for inputs in batches:
+            loss = torch.nn.functional.cross_entropy(model(inputs), labels)
+            optimizer.zero_grad()
+            loss.backward()
+            optimizer.step()
+        train_seconds = time.perf_counter() - started
+        started = time.perf_counter()
+        recalibrate_batchnorm(model, batches)
+        ratios.append((time.perf_counter() - started) / train_seconds)
+    return statistics.median(ratios)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("checkpoints", nargs="+", type=Path)
-    parser.add_argument("--data", required=True, help="the run's data folder")
+    parser.add_argument("checkpoints", nargs="*", type=Path)
+    parser.add_argument("--data", help="the run's data folder")
+    parser.add_argument("--cost", action="store_true")
+    parser.add_argument("--size", type=int, default=64)
+    parser.add_argument("--width", type=float, default=1.0)
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--models", nargs="*", help="default: every registered model")
     parser.add_argument("--images", type=int, default=1024)
     parser.add_argument("--batch-size", type=int, default=64)
     parser.add_argument("--threads", type=int, default=1)
@@ -55,6 +98,15 @@ def main() -> None:
     import torch
 
     torch.set_num_threads(args.threads)
+    if args.cost:
+        from mobilecnn import MODELS
+
+        print("| model | recomputing 1,024 images / training on 1,024 images |")
+        print("|---|---|")
+        for name in args.models or sorted(MODELS):
+            ratio = cost(name, args.size, args.width, args.images, args.repeats)
+            print(f"| {name} | {ratio:.2f} |", flush=True)
+        return
     print("| checkpoint | eval mode | batch statistics | recalibrated | recalibration s "
           "| epoch s |")
     print("|---|---|---|---|---|---|")
