@@ -12,6 +12,8 @@ MobileNetV5 (Qin et al. 2024, "MobileNetV4", section 4).
 
 from __future__ import annotations
 
+from functools import partial
+
 import torch
 from torch import nn
 from torch.nn import functional as F
@@ -81,16 +83,11 @@ class MultiQueryAttention2d(nn.Module):
         self.value_dim = value_dim if value_dim is not None else key_dim
         self.kv_stride = kv_stride
         self.query_proj = nn.Conv2d(channels, num_heads * key_dim, 1, bias=False)
-        self.key_down: ConvNormAct | None = None
-        self.value_down: ConvNormAct | None = None
-        if kv_stride > 1:
-            self.key_down = ConvNormAct(channels, channels, kv_kernel_size, stride=kv_stride,
-                                        groups=channels, norm_layer=norm_layer,
-                                        activation=None, padding=padding)
-            self.value_down = ConvNormAct(channels, channels, kv_kernel_size, stride=kv_stride,
-                                          groups=channels, norm_layer=norm_layer,
-                                          activation=None, padding=padding)
+        down = partial(ConvNormAct, channels, channels, kv_kernel_size, stride=kv_stride,
+                       groups=channels, norm_layer=norm_layer, activation=None, padding=padding)
+        self.key_down: ConvNormAct | None = down() if kv_stride > 1 else None
         self.key_proj = nn.Conv2d(channels, key_dim, 1, bias=False)
+        self.value_down: ConvNormAct | None = down() if kv_stride > 1 else None
         self.value_proj = nn.Conv2d(channels, self.value_dim, 1, bias=False)
         self.attention = ScaledDotProductAttention()
         self.out_proj = nn.Conv2d(num_heads * self.value_dim, self.out_channels, 1, bias=False)
