@@ -159,7 +159,7 @@ def summary(model: nn.Module, input_size: InputSize) -> ModelSummary:
     layers: list[LayerStats] = []
     handles = []
 
-    def make_hook(name: str) -> Callable[[nn.Module, object, object], None]:
+    def make_hook(name: str) -> Callable[[nn.Module, tuple[object, ...], object], None]:
         def hook(module: nn.Module, inputs: tuple[object, ...], output: object) -> None:
             if not isinstance(output, torch.Tensor):
                 return
