@@ -34,7 +34,8 @@ from .cache_format import (
     verify_cache,
     write_decoded_cache,
 )
-from .tinyimagenet import SPLITS, CorruptImageError, TinyImageNet, _open_rgb, resolve_root
+from .images import CorruptImageError, decode_rgb
+from .tinyimagenet import SPLITS, TinyImageNet, resolve_root
 
 __all__ = [
     "CACHE_DIRNAME",
@@ -53,6 +54,7 @@ CACHE_DIRNAME = ".mobilecnn_cache"
 """The folder under a data root holding its caches: the only thing mobilecnn writes there."""
 _UNWRITABLE = (errno.EACCES, errno.EPERM, errno.EROFS)
 _FULL = (errno.ENOSPC, errno.EDQUOT)
+_SKIP_ADVICE = "pass skip_bad=True (--skip-bad) to leave unreadable images out"
 
 
 class CacheRebuiltWarning(UserWarning):
@@ -91,10 +93,10 @@ def _decode_range(
     bad: list[int] = []
     for offset, path in enumerate(paths):
         try:
-            image = _open_rgb(Path(path), height if resize else None)
-        except CorruptImageError:
+            image = decode_rgb(path, height if resize else None)
+        except CorruptImageError as error:
             if not skip_bad:
-                raise
+                raise CorruptImageError(f"{error}; {_SKIP_ADVICE}") from None
             bad.append(first_index + offset)
             continue
         if image.size != (width, height):
@@ -117,11 +119,11 @@ def _decode_range(
 def _first_image_size(dataset: TinyImageNet, skip_bad: bool) -> tuple[int, int]:
     for path, _ in dataset.samples:
         try:
-            width, height = _open_rgb(path).size
+            width, height = decode_rgb(path).size
             return height, width
-        except CorruptImageError:
+        except CorruptImageError as error:
             if not skip_bad:
-                raise
+                raise CorruptImageError(f"{error}; {_SKIP_ADVICE}") from None
     raise CorruptImageError(f"no readable image in split {dataset.split!r} of {dataset.root}")
 
 
