@@ -195,7 +195,7 @@ def test_non_finite_weights_are_refused_unless_allowed(
     before = path.read_bytes()
     with pytest.raises(CheckpointError, match=(
             r"has NaN or infinite weights in 1 tensor\(s\) \(classifier.1.weight\).*"
-            "--allow-nonfinite")):
+            "allow_nonfinite=True")):
         load_model(path)
     loaded, _ = load_model(path, allow_nonfinite=True)
     assert loaded.classifier[1].weight.isnan().any()
@@ -208,4 +208,13 @@ def test_non_finite_weights_are_refused_unless_allowed(
     assert err.startswith(f"mobilecnn: error: checkpoint {path}: has NaN or infinite weights")
     assert main(["predict", "--checkpoint", str(path), str(image), "--allow-nonfinite"]) == 0
     assert "nan%" in capsys.readouterr().out
+    out = tmp_path / "model.pt"
+    assert main(["export", str(path), "--format", "torchscript", "--out", str(out)]) == 2
+    assert "--allow-nonfinite on eval, predict and export" in capsys.readouterr().err
+    assert not out.exists()
+    from mobilecnn.cli import build_parser
+
+    parsed = build_parser().parse_args(["eval", "--checkpoint", str(path), "--data", "d",
+                                        "--allow-nonfinite"])
+    assert parsed.allow_nonfinite is True
     assert path.read_bytes() == before

@@ -316,7 +316,8 @@ def _check_finite(state: dict[str, Any], path: str | os.PathLike[str]) -> None:
         raise CheckpointError(
             path, f"has NaN or infinite weights in {len(bad)} tensor(s) ({shown}): the run "
             "diverged before it was saved, so every prediction would be NaN; use an earlier "
-            "checkpoint, or pass --allow-nonfinite (allow_nonfinite=True) to load it anyway")
+            "checkpoint (to load this one anyway: --allow-nonfinite on eval, predict and "
+            "export, allow_nonfinite=True in Python)")
 
 
 def save_checkpoint(checkpoint: dict[str, Any], path: str | os.PathLike[str]) -> Path:
