@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import errno
 import os
-import resource
 import stat
 import subprocess
 import sys
@@ -244,13 +243,13 @@ def test_a_full_disk_during_a_torchscript_export_is_one_line(tmp_path: Path) -> 
     out = tmp_path / "model.pt"
     out.write_bytes(b"an earlier export")
 
-    def limit_file_size() -> None:
-        resource.setrlimit(resource.RLIMIT_FSIZE, (64 * 1024, resource.RLIM_INFINITY))
-
+    limited = ("import resource, runpy, sys; "
+               "resource.setrlimit(resource.RLIMIT_FSIZE, (64 * 1024, resource.RLIM_INFINITY)); "
+               "sys.argv[0] = 'mobilecnn'; runpy.run_module('mobilecnn', run_name='__main__')")
     done = subprocess.run(
-        [sys.executable, "-m", "mobilecnn", "export", "mobilenet_v2", "--width", "0.25",
+        [sys.executable, "-c", limited, "export", "mobilenet_v2", "--width", "0.25",
          "--num-classes", "3", "--input-size", "32", "--format", "torchscript", "--out",
-         str(out)], capture_output=True, text=True, preexec_fn=limit_file_size, timeout=300)
+         str(out)], capture_output=True, text=True, timeout=300)
     assert done.returncode == 2, done.stderr[-2000:]
     lines = [line for line in done.stderr.splitlines() if line.strip()]
     assert len(lines) == 1 and "Traceback" not in done.stderr, done.stderr
