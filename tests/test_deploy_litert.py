@@ -91,6 +91,18 @@ def test_tflite_without_litert_is_one_line(monkeypatch, tmp_path) -> None:
     assert not (tmp_path / "m.tflite").exists()
 
 
+def test_cli_tflite_without_litert_is_one_line(monkeypatch, tmp_path, capsys) -> None:
+    from mobilecnn.cli import main
+
+    monkeypatch.setattr(runtimes_module, "litert_installed", lambda: False)
+    out = tmp_path / "m.tflite"
+    assert main(["export", "mobilenet_v2", "--width", "0.25", "--input-size", "32",
+                 "--format", "tflite", "--int8", "--out", str(out)]) == 2
+    error = capsys.readouterr().err.strip()
+    assert error.startswith("mobilecnn: error:") and "\n" not in error
+    assert 'pip install "mobilecnn[litert]"' in error and not out.exists()
+
+
 def test_load_rejects_unknown_suffix(tmp_path) -> None:
     path = tmp_path / "model.tfl"
     path.write_bytes(b"x")
