@@ -27,6 +27,7 @@ from .deploy import (
     quantize,
     unfreeze_backbone,
 )
+from .factory import create_model
 from .layers import (
     ConvNormAct,
     DepthwiseSeparableConv,
@@ -46,10 +47,10 @@ from .models import (
     MobileNetV3,
     MobileNetV4,
     build_stages,
-    create_model,
 )
 from .version import __version__
 from .weights import (
+    list_pretrained,
     load_timm_state_dict,
     load_torchvision_state_dict,
     to_timm_state_dict,
@@ -85,6 +86,7 @@ __all__ = [
     "fold_batchnorm",
     "freeze_backbone",
     "load_timm_state_dict",
+    "list_pretrained",
     "load_torchvision_state_dict",
     "mac_count",
     "make_divisible",

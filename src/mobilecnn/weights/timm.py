@@ -1,8 +1,10 @@
-"""Weights between timm's ``mobilenetv4_conv_*`` models and :class:`~mobilecnn.MobileNetV4`.
+"""Weights between timm's ``mobilenetv4_conv_*`` / ``mobilenetv1_100`` models and
+:class:`~mobilecnn.MobileNetV4` / :class:`~mobilecnn.MobileNetV1`.
 
 timm is not a dependency: these functions only rename tensors. timm groups blocks into stages
 (``blocks.<stage>.<index>``, a new stage at every stride-2 block of the table); mobilecnn keeps
-them flat in ``features`` (``features.<i>``), so the map is computed from the variant's table.
+them flat in ``features`` (``features.<i>``), so the map is computed from the model's table.
+timm's MobileNetV1 uses ReLU6: build ``MobileNetV1(activation=nn.ReLU6)`` for its weights.
 """
 
 from __future__ import annotations
@@ -13,8 +15,14 @@ from collections.abc import Callable
 import torch
 from torch import nn
 
-from ..layers import ConvNormAct, FusedInvertedResidual, UniversalInvertedResidual
-from ..models import MobileNetV4
+from ..layers import (
+    ConvNormAct,
+    DepthwiseSeparableConv,
+    FusedInvertedResidual,
+    UniversalInvertedResidual,
+)
+from ..models import MobileNetV1, MobileNetV4
+from ..models.mobilenet_v1 import MOBILENET_V1_BLOCKS
 from ..models.mobilenet_v4 import MOBILENET_V4_TABLES
 from .keymap import StateDict, load_with_key_map
 
@@ -25,6 +33,10 @@ _UIB_PARTS = {"start_depthwise": "dw_start", "expand": "pw_exp", "middle_depthwi
               "project": "pw_proj"}
 _FUSED_PARTS = {"expand.conv": "conv_exp", "expand.bn": "bn1", "project.conv": "conv_pwl",
                 "project.bn": "bn2"}
+_SEPARABLE_PARTS = {"depthwise.conv": "conv_dw", "depthwise.bn": "bn1",
+                    "pointwise.conv": "conv_pw", "pointwise.bn": "bn2"}
+
+TimmModel = MobileNetV1 | MobileNetV4
 
 
 def _timm_block_prefixes(variant: str) -> list[str]:
@@ -41,6 +53,23 @@ def _timm_block_prefixes(variant: str) -> list[str]:
     return prefixes
 
 
+def _v1_key_map(model: MobileNetV1) -> dict[str, str]:
+    """MobileNetV1: ``features.0`` is timm's stem, ``features.i`` its ``blocks.s.j`` (a new
+    stage at the first block and at every stride-2 block of Table 1)."""
+    mapping = _unit_keys("features.0", "", model.features[0], {"conv": "conv_stem", "bn": "bn1"})
+    stage, index = -1, 0
+    for position, (_, stride) in enumerate(MOBILENET_V1_BLOCKS, start=1):
+        stage, index = (stage + 1, 0) if position == 1 or stride == 2 else (stage, index + 1)
+        block = model.features[position]
+        if not isinstance(block, DepthwiseSeparableConv):
+            raise ValueError(f"features.{position} is a {type(block).__name__}, which timm's "
+                             "MobileNetV1 lacks")
+        mapping.update(_unit_keys(f"features.{position}", f"blocks.{stage}.{index}", block,
+                                  _SEPARABLE_PARTS))
+    mapping.update(_unit_keys("classifier", "", model.classifier, {"1": "classifier"}))
+    return {ours: theirs.lstrip(".") for ours, theirs in mapping.items()}
+
+
 def _unit_keys(ours: str, theirs: str, unit: nn.Module, parts: dict[str, str]) -> dict[str, str]:
     """Rename ``<ours>.<part>.<tensor>`` to ``<theirs>.<parts[part]>.<tensor>``."""
     mapping: dict[str, str] = {}
@@ -54,10 +83,13 @@ def _unit_keys(ours: str, theirs: str, unit: nn.Module, parts: dict[str, str]) -
     return mapping
 
 
-def timm_key_map(model: MobileNetV4) -> dict[str, str]:
+def timm_key_map(model: TimmModel) -> dict[str, str]:
     """``{mobilecnn key: timm key}`` for every tensor of ``model.state_dict()``, in order.
 
-    The rules (timm ``mobilenetv4_conv_*`` on the right)::
+    For MobileNetV1 (timm ``mobilenetv1_100``): ``features.0`` -> ``conv_stem`` / ``bn1``,
+    ``features.i.depthwise`` / ``.pointwise`` -> ``blocks.s.j.conv_dw``, ``bn1`` /
+    ``conv_pw``, ``bn2``, ``classifier.1`` -> ``classifier``. The rules for MobileNetV4 (timm
+    ``mobilenetv4_conv_*`` on the right)::
 
         features.0.conv / .bn                    conv_stem / bn1
         features.i.conv / .bn  (ConvNormAct)     blocks.s.j.conv / .bn1
@@ -68,8 +100,10 @@ def timm_key_map(model: MobileNetV4) -> dict[str, str]:
         head.conv / head.bn                      conv_head / norm_head
         classifier.1                             classifier
     """
+    if isinstance(model, MobileNetV1):
+        return _v1_key_map(model)
     if not isinstance(model, MobileNetV4):
-        raise TypeError(f"timm weights are mapped only for MobileNetV4 (use "
+        raise TypeError(f"timm weights are mapped only for MobileNetV1 and MobileNetV4 (use "
                         f"load_torchvision_state_dict for V2/V3); got {type(model).__name__}")
     prefixes = _timm_block_prefixes(model.variant)
     mapping: dict[str, str] = {}
@@ -99,17 +133,24 @@ def _timm_candidates() -> dict[str, Callable[[], dict[str, str]]]:
                 return timm_key_map(MobileNetV4(variant))
         return build
 
-    return {f"mobilenet_v4_{variant}": key_map(variant) for variant in MOBILENET_V4_TABLES}
+    def v1_key_map() -> dict[str, str]:
+        with torch.device("meta"):
+            return timm_key_map(MobileNetV1())
+
+    candidates = {f"mobilenet_v4_{variant}": key_map(variant) for variant in MOBILENET_V4_TABLES}
+    return {"mobilenet_v1": v1_key_map, **candidates}
 
 
 def load_timm_state_dict(
-    model: MobileNetV4,
+    model: TimmModel,
     state_dict: StateDict | str | os.PathLike[str],
     *,
     include_classifier: bool = True,
-) -> MobileNetV4:
+) -> TimmModel:
     """Load timm ``mobilenetv4_conv_small`` / ``_medium`` / ``_large`` weights (a state_dict or
-    a ``.pth`` path) into a :class:`~mobilecnn.MobileNetV4` of the same variant.
+    a ``.pth`` path) into a :class:`~mobilecnn.MobileNetV4` of the same variant, or timm
+    ``mobilenetv1_100`` weights into a :class:`~mobilecnn.MobileNetV1` (built with
+    ``activation=nn.ReLU6``, as timm's, for the same outputs).
 
     As :func:`~mobilecnn.deploy.load_torchvision_state_dict`: every tensor is checked first (a
     failed load changes nothing), mismatches raise a one-line ``ValueError`` (a state_dict of
@@ -122,7 +163,7 @@ def load_timm_state_dict(
     return model
 
 
-def to_timm_state_dict(model: MobileNetV4) -> dict[str, torch.Tensor]:
+def to_timm_state_dict(model: TimmModel) -> dict[str, torch.Tensor]:
     """``model``'s weights under timm key names (tensors are detached copies)."""
     mapping = timm_key_map(model)
     return {mapping[key]: value.detach().clone() for key, value in model.state_dict().items()}
