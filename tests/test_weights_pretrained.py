@@ -123,6 +123,48 @@ def test_registry_lists_upstream_files_with_hashes_and_licenses() -> None:
         get_pretrained("mobilenet_v2", "nope")
 
 
+def test_registry_matches_torchvision_and_timm_as_installed() -> None:
+    """Every fact torchvision's weight enums and timm's pretrained cfgs publish is ours too."""
+    tv_models = pytest.importorskip("torchvision.models", reason="torchvision is not installed")
+    from timm.models import get_pretrained_cfg  # timm comes with the dev extra
+
+    checked = 0
+    for choices in registry.PRETRAINED.values():
+        for weights in choices:
+            if weights.layout == "torchvision":
+                enum_name, member = weights.upstream_name.split(".")
+                upstream = getattr(getattr(tv_models, enum_name), member)
+                preset = upstream.transforms()
+                assert weights.url == upstream.url
+                assert weights.top1 == upstream.meta["_metrics"]["ImageNet-1K"]["acc@1"]
+                assert int(224 / weights.crop_pct) == preset.resize_size[0]
+                assert preset.crop_size[0] == weights.input_size
+                assert list(weights.mean) == preset.mean and list(weights.std) == preset.std
+                assert weights.interpolation == preset.interpolation.value
+            else:
+                cfg = get_pretrained_cfg(weights.upstream_name)
+                assert cfg is not None, weights.upstream_name
+                assert weights.url.startswith(f"https://huggingface.co/{cfg.hf_hub_id}/")
+                assert (3, weights.input_size, weights.input_size) == cfg.input_size
+                assert (weights.crop_pct, weights.interpolation) == (cfg.crop_pct,
+                                                                     cfg.interpolation)
+                assert (weights.mean, weights.std) == (tuple(cfg.mean), tuple(cfg.std))
+                assert weights.license.lower() == cfg.license
+            checked += 1
+    assert checked == len(list_pretrained()) == 12
+
+
+def test_weights_page_lists_every_file() -> None:
+    page = (Path(__file__).resolve().parents[1] / "docs" / "weights.md").read_text()
+    for name, choices in registry.PRETRAINED.items():
+        for weights in choices:
+            row = next((line for line in page.splitlines()
+                        if weights.url in line and f"`{name}`" in line), None)
+            assert row is not None, f"docs/weights.md has no row for {weights.url}"
+            assert f"{weights.top1:.3f}" in row and weights.license in row
+            assert (weights.sha256 or "none published") in row
+
+
 def test_pretrained_true_downloads_verifies_caches_and_loads(server, monkeypatch) -> None:
     reference = _randomized(models.create_model("mobilenet_v3_small"))
     body = _saved(to_torchvision_state_dict(reference))
@@ -276,3 +318,32 @@ def test_own_checkpoint_layout_loads(tmp_path: Path) -> None:
     model = mobilecnn.create_model("mobilenet_v3_small", num_classes=7, pretrained=path).eval()
     x = torch.randn(1, 3, 64, 64)
     torch.testing.assert_close(model(x), reference(x), rtol=0, atol=0)
+
+
+def test_predict_prints_the_top5_imagenet_names(tmp_path: Path) -> None:
+    import subprocess
+    import sys
+
+    image_module = pytest.importorskip("PIL.Image", reason="Pillow is not installed")
+    state = to_torchvision_state_dict(models.create_model("mobilenet_v3_small"))
+    state["classifier.3.bias"] = torch.zeros(1000)
+    state["classifier.3.bias"][281] = 50.0  # "tabby" must win, "espresso" come second
+    state["classifier.3.bias"][967] = 45.0
+    weights = tmp_path / "v3s.pth"
+    torch.save(state, weights)
+    photo = tmp_path / "photo.jpg"
+    image_module.new("RGB", (120, 90), (200, 120, 40)).save(photo)
+    command = [sys.executable, "-m", "mobilecnn", "predict", "--model", "mobilenet_v3_small",
+               "--pretrained", str(weights), str(photo)]
+    result = subprocess.run(command, capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr
+    lines = result.stdout.splitlines()
+    assert lines[0] == f"{photo}:" and len(lines) == 6
+    assert lines[1].endswith("tabby (281)") and lines[2].endswith("espresso (967)")
+    assert "99." in lines[1]
+    wrong = subprocess.run(command[:6] + [str(photo)], capture_output=True, text=True,
+                           timeout=300)  # --model without --pretrained
+    assert wrong.returncode == 2
+    assert wrong.stderr.strip() == ("mobilecnn: error: --model and --pretrained go together "
+                                    "(e.g. --model mobilenet_v2 --pretrained "
+                                    "mobilenet_v2-7ebf99e0.pth)")

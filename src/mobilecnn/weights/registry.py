@@ -66,6 +66,16 @@ class PretrainedWeights:
         return base
 
     @property
+    def upstream_name(self) -> str:
+        """The name upstream gives these weights: torchvision's enum member
+        (``MobileNet_V2_Weights.IMAGENET1K_V2``) or timm's ``architecture.tag``."""
+        if self.layout == "timm":
+            return self.url.split("/resolve/")[0].rsplit("/", 1)[-1]
+        parts = [part.upper() if part[1:].isdigit() else part.capitalize()
+                 for part in self.model.split("_")[1:]]  # v3, large -> V3, Large
+        return f"{'_'.join(['MobileNet', *parts])}_Weights.{self.tag.upper()}"
+
+    @property
     def source(self) -> str:
         """Where the weights come from, in one phrase."""
         return ("torchvision (download.pytorch.org)" if self.layout == "torchvision"
@@ -94,11 +104,13 @@ def _torchvision(model: str, tag: str, file: str, top1: float, resize: int = 256
         crop_pct=math.floor(224 / resize * 1000) / 1000, interpolation="bilinear")
 
 
-def _timm(model: str, tag: str, top1: float, input_size: int = 224, crop_pct: float = 0.95,
-          inception_norm: bool = False, **model_kwargs: Any) -> PretrainedWeights:
+def _timm(model: str, timm_name: str, top1: float, input_size: int = 224,
+          crop_pct: float = 0.95, inception_norm: bool = False, **model_kwargs: Any
+          ) -> PretrainedWeights:
+    """timm's ``architecture.tag`` weights; the tag is ours too."""
     return PretrainedWeights(
-        model=model, tag=tag, layout="timm",
-        url=f"{HF_HUB}/timm/{tag}/resolve/main/pytorch_model.bin", sha256=None,
+        model=model, tag=timm_name.split(".", 1)[1], layout="timm",
+        url=f"{HF_HUB}/timm/{timm_name}/resolve/main/pytorch_model.bin", sha256=None,
         license=TIMM_LICENSE, top1=top1, input_size=input_size, crop_pct=crop_pct,
         interpolation="bicubic", mean=INCEPTION_MEAN if inception_norm else IMAGENET_MEAN,
         std=INCEPTION_STD if inception_norm else IMAGENET_STD, model_kwargs=model_kwargs)
@@ -160,7 +172,7 @@ def get_pretrained(model: str, tag: str | None = None) -> PretrainedWeights:
     if tag is None:
         return choices[0]
     for weights in choices:
-        if tag in (weights.tag, f"{model}.{weights.tag}"):
+        if tag in (weights.tag, f"{model}.{weights.tag}", weights.upstream_name):
             return weights
     raise ValueError(f"no pretrained weights {tag!r} for {model}; choose one of: "
                      f"{', '.join(w.tag for w in choices)}, or a file path")
