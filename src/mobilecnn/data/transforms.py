@@ -131,16 +131,12 @@ def _torchvision_pipeline(transform: EvalTransform) -> Any:
 
 
 def _open_rgb(path: Path) -> Any:
-    from ._deps import require_pil_image
+    """Decoded as the data sets decode (16-bit, palette, transparent images; bombs refused)."""
+    from .images import decode_rgb
 
-    image_module = require_pil_image()
     if not path.is_file():
         raise FileNotFoundError(f"image {path} does not exist")
-    try:
-        with image_module.open(path) as image:
-            return image.convert("RGB")
-    except (image_module.UnidentifiedImageError, OSError) as error:
-        raise ValueError(f"image {path} cannot be decoded: {error}") from None
+    return decode_rgb(path)
 
 
 def _tensor_to_pil(image: torch.Tensor) -> Any:

@@ -9,7 +9,9 @@ from .conv import (
     ActivationFactory,
     ConvNormAct,
     NormFactory,
+    check_int,
     check_kernel_size,
+    check_number,
     check_stride,
     make_divisible,
 )
@@ -43,14 +45,15 @@ class UniversalInvertedResidual(nn.Module):
         start_kernel_size: int = 3,
         middle_kernel_size: int = 3,
         norm_layer: NormFactory | None = nn.BatchNorm2d,
-        activation: ActivationFactory | None = nn.ReLU,
+        activation: ActivationFactory | str | None = nn.ReLU,
     ) -> None:
         super().__init__()
+        in_channels = check_int(in_channels, "in_channels")
+        out_channels = check_int(out_channels, "out_channels")
         check_stride(stride)
         check_kernel_size(start_kernel_size, "start_kernel_size", allow_zero=True)
         check_kernel_size(middle_kernel_size, "middle_kernel_size", allow_zero=True)
-        if not expand_ratio > 0:
-            raise ValueError(f"expand_ratio must be > 0, got {expand_ratio!r}")
+        check_number(expand_ratio, "expand_ratio", minimum=0, inclusive=False)
         if stride != 1 and not (start_kernel_size or middle_kernel_size):
             raise ValueError("a UniversalInvertedResidual without depthwise convs (FFN) cannot "
                              f"downsample: use stride=1, got stride={stride}")
@@ -111,13 +114,14 @@ class FusedInvertedResidual(nn.Module):
         expand_ratio: float = 4.0,
         kernel_size: int = 3,
         norm_layer: NormFactory | None = nn.BatchNorm2d,
-        activation: ActivationFactory | None = nn.ReLU,
+        activation: ActivationFactory | str | None = nn.ReLU,
     ) -> None:
         super().__init__()
+        in_channels = check_int(in_channels, "in_channels")
+        out_channels = check_int(out_channels, "out_channels")
         check_stride(stride)
         check_kernel_size(kernel_size)
-        if not expand_ratio > 0:
-            raise ValueError(f"expand_ratio must be > 0, got {expand_ratio!r}")
+        check_number(expand_ratio, "expand_ratio", minimum=0, inclusive=False)
         self.in_channels = in_channels
         self.out_channels = out_channels
         self.stride = stride
