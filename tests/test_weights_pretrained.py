@@ -284,7 +284,7 @@ def test_other_classes_or_stride_load_the_backbone_and_a_fresh_classifier(kwargs
 
 def test_wrong_files_and_values_fail_in_one_line(tmp_path: Path) -> None:
     v4 = _write(to_timm_state_dict(models.create_model("mobilenet_v4_conv_small")))
-    with pytest.raises(ValueError, match="timm weights are mapped only for MobileNetV1 and "):
+    with pytest.raises(ValueError, match="timm weights are mapped only for MobileNetV1, "):
         mobilecnn.create_model("mobilenet_v2", pretrained=v4)
     with pytest.raises(ValueError, match="timm weights for mobilenet_v4_conv_small"):
         mobilecnn.create_model("mobilenet_v4_conv_medium", pretrained=v4)

@@ -6,15 +6,20 @@ import copy
 import math
 import numbers
 from collections.abc import Callable
-from typing import Any
+from typing import Any, Literal
 
+import torch
+import torch.fx
 from torch import nn
+from torch.nn import functional as F
 
 __all__ = [
     "ACTIVATIONS",
     "ActivationFactory",
     "ConvNormAct",
     "NormFactory",
+    "Padding",
+    "SamePad2d",
     "build_activation",
     "check_bias",
     "check_int",
@@ -71,6 +76,43 @@ def check_number(value: Any, name: str, *, minimum: float | None = None,
         raise ValueError(f"{name} must be a finite number{' ' + allowed if allowed else ''}, "
                          f"got {value!r}")
     return number
+
+
+Padding = Literal["symmetric", "same"]
+"""How convolutions pad: ``"symmetric"`` (PyTorch's ``(k - 1) // 2`` on every side) or
+``"same"`` (TensorFlow's "SAME": for stride 2 the extra row/column goes to the bottom/right,
+as in the Gemma 3n MobileNetV5 encoder). Both agree for stride 1."""
+
+
+def same_padding(x: torch.Tensor, kernel_size: int, stride: int, dilation: int = 1
+                 ) -> torch.Tensor:
+    """Pad ``x`` as TensorFlow's "SAME" convolution would: ``ceil(size / stride)`` outputs."""
+    height = x.shape[-2]
+    width = x.shape[-1]
+    span = (kernel_size - 1) * dilation + 1
+    pad_h = max((-(height // -stride) - 1) * stride + span - height, 0)
+    pad_w = max((-(width // -stride) - 1) * stride + span - width, 0)
+    return F.pad(x, [pad_w // 2, pad_w - pad_w // 2, pad_h // 2, pad_h - pad_h // 2])
+
+
+torch.fx.wrap("same_padding")  # shape arithmetic: one call node in torch.fx graphs
+
+
+class SamePad2d(nn.Module):
+    """TensorFlow "SAME" padding before an unpadded convolution (see :data:`Padding`)."""
+
+    def __init__(self, kernel_size: int, stride: int, dilation: int = 1) -> None:
+        super().__init__()
+        self.kernel_size = kernel_size
+        self.stride = stride
+        self.dilation = dilation
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """``x`` padded with zeros (more at the bottom/right when the total is odd)."""
+        return same_padding(x, self.kernel_size, self.stride, self.dilation)
+
+    def extra_repr(self) -> str:
+        return f"kernel_size={self.kernel_size}, stride={self.stride}"
 
 
 def make_divisible(value: float, divisor: int = 8, min_value: int | None = None) -> int:
@@ -135,6 +177,8 @@ class ConvNormAct(nn.Sequential):
 
     Children are named ``conv``, ``bn`` and ``act`` (the last two only when used).
     ``bias`` defaults to ``True`` exactly when there is no normalization layer.
+    ``padding="same"`` pads as TensorFlow for strided convs (a parameter-free ``pad`` child,
+    :class:`SamePad2d`, before ``conv``); see :data:`Padding`.
     """
 
     def __init__(
@@ -148,6 +192,7 @@ class ConvNormAct(nn.Sequential):
         norm_layer: NormFactory | None = nn.BatchNorm2d,
         activation: ActivationFactory | str | None = nn.ReLU6,
         bias: bool | None = None,
+        padding: Padding = "symmetric",
     ) -> None:
         super().__init__()
         in_channels = check_int(in_channels, "in_channels")
@@ -163,13 +208,18 @@ class ConvNormAct(nn.Sequential):
         check_bias(bias)
         if bias is None:
             bias = norm_layer is None
-        padding = (kernel_size - 1) // 2 * dilation
+        if padding not in ("symmetric", "same"):
+            raise ValueError(f"padding must be 'symmetric' or 'same', got {padding!r}")
+        pad = (kernel_size - 1) // 2 * dilation
+        if padding == "same" and stride > 1:
+            self.pad = SamePad2d(kernel_size, stride, dilation)
+            pad = 0
         self.conv = nn.Conv2d(
             in_channels,
             out_channels,
             kernel_size,
             stride=stride,
-            padding=padding,
+            padding=pad,
             dilation=dilation,
             groups=groups,
             bias=bias,
