@@ -16,6 +16,7 @@ DEMO_EPOCHS = 6
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     """Add this group's subcommands to the parser."""
+    from ..models import MODELS
     from ..train.config import TrainConfig, check_field
 
     unset = argparse.SUPPRESS
@@ -67,9 +68,16 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     predict = subparsers.add_parser(
         "predict",
         help="top-5 classes of image files",
-        description="Classify images with a checkpoint: prints the top classes with names.",
+        description="Classify images with a checkpoint, or with an ImageNet model "
+                    "(--model with --pretrained): prints the top classes with names.",
     )
-    predict.add_argument("--checkpoint", required=True, metavar="CKPT", help="a .pt checkpoint")
+    predict.add_argument("--checkpoint", metavar="CKPT", help="a .pt checkpoint")
+    predict.add_argument("--model", choices=sorted(MODELS), metavar="MODEL",
+                         help=f"with --pretrained, instead of --checkpoint: one of "
+                              f"{', '.join(sorted(MODELS))}")
+    predict.add_argument("--pretrained", metavar="WEIGHTS",
+                         help="ImageNet weights for --model: a .pth/.bin/.safetensors file, "
+                              "'default' or a tag (downloaded once; see docs/weights.md)")
     predict.add_argument("images", nargs="+", metavar="IMAGE", help="image files")
     predict.add_argument("--top-k", type=positive_int, default=5, help="default 5")
     predict.add_argument("--device", default="cpu", help="default cpu")
@@ -263,11 +271,25 @@ def _check_batchnorm(args: argparse.Namespace, path: Path, model: Any,
 def run_predict(args: argparse.Namespace) -> int:
     from ..train.checkpoints import load_model
     from ..train.distributed import pick_device
-    from ..train.predict import predict_images
+    from ..train.predict import predict_imagenet, predict_images
 
-    model, checkpoint = load_model(args.checkpoint, map_location=pick_device(args.device),
-                                   allow_nonfinite=args.allow_nonfinite)
-    for prediction in predict_images(model, checkpoint, args.images, top_k=args.top_k):
+    if (args.checkpoint is None) == (args.model is None and args.pretrained is None):
+        raise CLIError("predict takes either --checkpoint CKPT or --model MODEL --pretrained "
+                       "WEIGHTS")
+    if args.checkpoint is None:
+        if args.model is None or args.pretrained is None:
+            raise CLIError("--model and --pretrained go together (e.g. --model mobilenet_v2 "
+                           "--pretrained mobilenet_v2-7ebf99e0.pth)")
+        from ..factory import create_model
+
+        weights = True if args.pretrained == "default" else args.pretrained
+        model = create_model(args.model, pretrained=weights).to(pick_device(args.device))
+        predictions = predict_imagenet(model, args.images, top_k=args.top_k)
+    else:
+        model, checkpoint = load_model(args.checkpoint, map_location=pick_device(args.device),
+                                       allow_nonfinite=args.allow_nonfinite)
+        predictions = predict_images(model, checkpoint, args.images, top_k=args.top_k)
+    for prediction in predictions:
         print(f"{prediction.path}:")
         for rank, (wnid, name, probability) in enumerate(zip(
                 prediction.classes, prediction.class_names, prediction.probabilities,
