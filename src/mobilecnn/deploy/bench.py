@@ -318,7 +318,8 @@ def benchmark_backends(
                                         status=_status_of(error), **common)
     for name, runner in (extra or {}).items():
         runners[name] = runner
-        results[name] = BenchResult(backend=name, precision="fp32", device="cpu", **common)
+        precision = "int8" if "int8" in name else "fp32"  # a peer's name says its precision
+        results[name] = BenchResult(backend=name, precision=precision, device="cpu", **common)
     images = torch.randn(shape, generator=generator)
     times = _time_round_robin(runners, images, warmup=warmup, min_reps=min_reps,
                               max_reps=max_reps, budget_s=budget_s, progress=progress)
