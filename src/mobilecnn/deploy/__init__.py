@@ -6,6 +6,9 @@ One job per module:
   (BatchNorm folded, channels_last, optional bfloat16; the original is untouched);
 * :mod:`~mobilecnn.deploy.export` - :func:`export_onnx` / :func:`export_executorch` /
   :func:`export_torchscript`;
+* :mod:`~mobilecnn.deploy.formats` - :func:`export_model`, any format of
+  :data:`EXPORT_FORMATS` in fp32 or int8 (what ``mobilecnn export`` calls);
+* :mod:`~mobilecnn.deploy.calibration` - :func:`calibration_images` for int8;
 * :mod:`~mobilecnn.deploy.runtimes` - :class:`RuntimeModel`, an ONNX Runtime or ExecuTorch file
   callable like a PyTorch model, and :func:`load_runtime_model`;
 * :mod:`~mobilecnn.deploy.quantize` - :func:`quantize`, post-training static int8;
@@ -35,16 +38,20 @@ from ..weights import (
     torchvision_key_map,
 )
 from .bench import BenchResult, benchmark, benchmark_backends
+from .calibration import calibration_images
 from .export import export_executorch, export_onnx, export_torchscript
 from .fold import fold_batchnorm, optimize_for_inference
+from .formats import EXPORT_FORMATS, ExportFormat, export_model
 from .qat import convert_qat, prepare_qat
 from .quant_report import LayerQuantError, QuantizationReport, quantization_report
 from .quantize import QUANTIZATION_BACKENDS, available_quantization_backends, quantize
 from .runtimes import RuntimeModel, load_runtime_model
 
 __all__ = [
+    "EXPORT_FORMATS",
     "QUANTIZATION_BACKENDS",
     "BenchResult",
+    "ExportFormat",
     "FeatureExtractor",
     "FrozenBatchNorm2d",
     "LayerQuantError",
@@ -53,10 +60,12 @@ __all__ = [
     "available_quantization_backends",
     "benchmark",
     "benchmark_backends",
+    "calibration_images",
     "convert_qat",
     "cpu_has_fast_bfloat16",
     "create_feature_extractor",
     "export_executorch",
+    "export_model",
     "export_onnx",
     "export_torchscript",
     "fold_batchnorm",

@@ -1,0 +1,81 @@
+"""One call to write any export format, fp32 or int8: :func:`export_model`.
+
+Each format is one entry of :data:`EXPORT_FORMATS`: its fp32 writer, the :func:`quantize`
+backend of its int8 version (None: no int8), whether its program has a fixed batch of 1, and a
+line of help. ``mobilecnn export --format`` offers exactly these entries, so adding a format
+is adding an entry.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+from torch import nn
+
+from ..counting import InputSize
+from .export import export_executorch, export_onnx, export_torchscript
+from .quantize import quantize
+
+__all__ = ["EXPORT_FORMATS", "ExportFormat", "export_model"]
+
+
+@dataclass(frozen=True)
+class ExportFormat:
+    """How :func:`export_model` writes one format.
+
+    ``write(model, path, input_size)`` writes fp32 and returns the path; ``int8_backend`` is
+    the :func:`~mobilecnn.deploy.quantize` backend of the int8 file (None: fp32 only);
+    ``batch_one``: the program runs one image at a time (its int8 version is calibrated on
+    batches of 1; a runtime splits larger batches); ``help`` is what ``--format`` says.
+    """
+
+    write: Callable[[nn.Module, str | os.PathLike[str], InputSize], Path]
+    int8_backend: str | None
+    batch_one: bool
+    help: str
+
+
+EXPORT_FORMATS: dict[str, ExportFormat] = {
+    "onnx": ExportFormat(export_onnx, "onnxruntime", False,
+                         "ONNX for onnxruntime (the [onnx] extra); int8 is QDQ"),
+    "pte": ExportFormat(export_executorch, "xnnpack", True,
+                        "ExecuTorch program with the XNNPACK delegate (the [edge] extra)"),
+    "torchscript": ExportFormat(export_torchscript, None, False,
+                                "TorchScript for LibTorch (fp32 only)"),
+}
+"""Format name -> :class:`ExportFormat`; the formats :func:`export_model` writes."""
+
+
+def export_model(
+    model: nn.Module,
+    path: str | os.PathLike[str],
+    format: str,
+    input_size: InputSize = 224,
+    *,
+    int8_calibration: Iterable[torch.Tensor] | None = None,
+) -> Path:
+    """Write ``model`` to ``path`` as ``format`` (a key of :data:`EXPORT_FORMATS`).
+
+    fp32 unless ``int8_calibration`` is given: then post-training static int8
+    (:func:`~mobilecnn.deploy.quantize`) calibrated on those float image batches, normalized as
+    for training, at ``input_size``. Returns the path written. Raises ``ValueError`` for an
+    unknown format or int8 of a format without it, ``ImportError`` naming the extra when the
+    format's package is missing.
+    """
+    spec = EXPORT_FORMATS.get(format)
+    if spec is None:
+        raise ValueError(f"format must be one of {', '.join(EXPORT_FORMATS)}; got {format!r}")
+    if int8_calibration is None:
+        return spec.write(model, path, input_size)
+    if spec.int8_backend is None:
+        with_int8 = [name for name, item in EXPORT_FORMATS.items() if item.int8_backend]
+        raise ValueError(f"{format} has no int8 export; int8 works with "
+                         f"{', '.join(with_int8)}")
+    batches = list(int8_calibration)
+    if spec.batch_one:  # the program's one input shape is the first calibration batch's
+        batches = [image.unsqueeze(0) for batch in batches for image in batch]
+    return quantize(model, batches, backend=spec.int8_backend).save(path)
