@@ -98,13 +98,18 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 def _train_config(args: argparse.Namespace) -> tuple[Any, Path | None]:
     from ..train.checkpoints import Checkpoint
-    from ..train.config import TrainConfig, demo_config
-    from ..train.recipes import get_recipe
+    from ..train.config import TrainConfig, demo_config, recipe_config
     from ..train.resume import saved_config
 
     given = given_config_values(args, TrainConfig)
-    if given.get("recipe") is not None:  # the recipe fills in what was not given
-        given = {**get_recipe(given["recipe"]).settings, **given}
+    recipe = given.pop("recipe", None)
+
+    def config(base: dict[str, Any] | None = None) -> TrainConfig:
+        """``base``, then the recipe's settings (if one was named), then the options given."""
+        if recipe is not None:
+            return recipe_config(recipe, base, **given)
+        return TrainConfig.from_dict({**(base or {}), **given})
+
     resume = getattr(args, "resume", None)
     if resume is not None:
         out_dir = Path(given.get("out_dir", TrainConfig.out_dir))
@@ -113,16 +118,12 @@ def _train_config(args: argparse.Namespace) -> tuple[Any, Path | None]:
             raise CLIError(f"nothing to resume: {path} does not exist (pass --out DIR of the run, "
                            "or --resume PATH)")
         base = saved_config(Checkpoint.read(path), path).to_dict()
-        base.update(given)
-        return TrainConfig.from_dict(base), path
+        return config(base), path
     if given.get("data") == "demo":
-        given.setdefault("out_dir", "mobilecnn-demo")
-        return demo_config(**given), None
-    if "data" not in given:
-        if getattr(args, "print_config", False):
-            return TrainConfig(**given), None
+        return config(demo_config().to_dict()), None
+    if "data" not in given and not getattr(args, "print_config", False):
         raise CLIError("--data is required: a tiny-imagenet-200 folder, or 'demo'")
-    return TrainConfig(**given), None
+    return config(), None
 
 
 def _report_run(result: Any, demo: bool) -> None:
