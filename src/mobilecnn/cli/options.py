@@ -4,7 +4,8 @@
   bounded by :mod:`mobilecnn.limits` (summary, export, bench; ``--input-size`` also predict);
 * the model source of export and bench (a model name or a checkpoint) and :func:`load_source`;
 * ``--device`` (the one rule of :func:`mobilecnn.devices.pick_device`);
-* ``--checkpoint``, ``--progress``/``--no-progress`` and ``--resume``;
+* ``--checkpoint`` (with ``--allow-nonfinite``), ``--progress``/``--no-progress`` and
+  ``--resume``;
 * :func:`path_argument`, an argparse type that refuses an empty path.
 
 ``train`` gets its options from ``TrainConfig`` (:mod:`.config_options`), which uses the same
@@ -90,6 +91,7 @@ def add_model_source(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("source", metavar="MODEL_OR_CHECKPOINT",
                         help="model name (such as mobilenet_v2) or checkpoint path")
     add_model_options(parser, from_checkpoint=True)
+    _add_allow_nonfinite(parser)
 
 
 def load_source(args: argparse.Namespace) -> tuple[Any, int, str, dict | None]:
@@ -117,7 +119,8 @@ def load_source(args: argparse.Namespace) -> tuple[Any, int, str, dict | None]:
                        "already records its architecture")
     from ..train.checkpoints import load_model
 
-    model, checkpoint = load_model(path, map_location="cpu")
+    model, checkpoint = load_model(path, map_location="cpu",
+                                   allow_nonfinite=getattr(args, "allow_nonfinite", False))
     input_size = int(args.input_size or checkpoint.get("image_size")
                      or MODEL_DEFAULTS["input_size"])
     check_size(f"the image size {source} records", input_size, INPUT_SIZE,
@@ -135,9 +138,17 @@ def add_device_option(parser: argparse.ArgumentParser, default: str = "auto",
 
 
 def add_checkpoint_option(parser: argparse.ArgumentParser) -> None:
-    """``--checkpoint CKPT`` (required): a ``.pt`` file written by ``mobilecnn train``."""
+    """``--checkpoint CKPT`` (required): a ``.pt`` file written by ``mobilecnn train``; and
+    ``--allow-nonfinite``."""
     parser.add_argument("--checkpoint", required=True, type=path_argument, metavar="CKPT",
                         help="a .pt checkpoint written by 'mobilecnn train'")
+    _add_allow_nonfinite(parser)
+
+
+def _add_allow_nonfinite(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--allow-nonfinite", action="store_true",
+                        help="use a checkpoint whose weights hold NaN or infinite values "
+                             "(refused by default: such a model predicts NaN)")
 
 
 def add_progress_option(parser: argparse.ArgumentParser) -> None:

@@ -96,10 +96,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     demo.set_defaults(func=run_demo)
 
 
-def _train_config(args: argparse.Namespace) -> tuple[Any, Path | None]:
-    from ..train.checkpoints import Checkpoint
+def _train_config(args: argparse.Namespace) -> tuple[Any, Any]:
+    """The run's config and, with --resume, the checkpoint it continues (read once)."""
     from ..train.config import TrainConfig, demo_config, recipe_config
-    from ..train.resume import saved_config
+    from ..train.resume import open_resume
 
     given = given_config_values(args, TrainConfig)
     recipe = given.pop("recipe", None)
@@ -112,13 +112,9 @@ def _train_config(args: argparse.Namespace) -> tuple[Any, Path | None]:
 
     resume = getattr(args, "resume", None)
     if resume is not None:
-        out_dir = Path(given.get("out_dir", TrainConfig.out_dir))
-        path = out_dir / "last.pt" if resume == "last" else Path(resume)
-        if resume == "last" and not path.exists():
-            raise CLIError(f"nothing to resume: {path} does not exist (pass --out DIR of the run, "
-                           "or --resume PATH)")
-        base = saved_config(Checkpoint.read(path), path).to_dict()
-        return config(base), path
+        point = open_resume(resume, given.get("out_dir", TrainConfig.out_dir))
+        assert point is not None
+        return config(point.config.to_dict()), point
     if given.get("data") == "demo":
         return config(demo_config().to_dict()), None
     if "data" not in given and not getattr(args, "print_config", False):
@@ -143,18 +139,18 @@ def _report_run(result: Any, demo: bool) -> None:
 def run_train(args: argparse.Namespace) -> int:
     from ..train.loop import TrainingInterrupted, train
 
-    config, resume_path = _train_config(args)
+    config, point = _train_config(args)
     if getattr(args, "print_config", False):
         print(json.dumps(config.to_dict(), indent=2))
         return 0
-    if config.recipe == "finetune" and config.init is None and resume_path is None:
+    if config.recipe == "finetune" and config.init is None and point is None:
         raise CLIError("the finetune recipe starts from trained weights: add --init "
                        "torchvision:PATH.pth (ImageNet mobilenet_v2) or --init CHECKPOINT")
-    if config.qat and config.init is None and resume_path is None:
+    if config.qat and config.init is None and point is None:
         raise CLIError("--qat fine-tunes trained weights: add --init CHECKPOINT (a run's "
                        "best.pt) or --init torchvision:PATH.pth")
     try:
-        result = train(config, resume=resume_path)
+        result = train(config, resume=point)
     except TrainingInterrupted as stopped:
         print(f"mobilecnn: {stopped}")
         return 130
@@ -169,11 +165,8 @@ def run_demo(args: argparse.Namespace) -> int:
     config = demo_config(out_dir=str(args.out), epochs=args.epochs, progress=args.progress)
     print("mobilecnn demo: generating a small data set of drawn shapes and textures "
           f"(10 classes, 64x64) under {Path(args.out) / 'demo-data'} and training on the CPU")
-    resume = None
-    if args.resume is not None:
-        resume = Path(args.out) / "last.pt" if args.resume == "last" else Path(args.resume)
     try:
-        result = train(config, resume=resume)
+        result = train(config, resume=args.resume)
     except TrainingInterrupted as stopped:
         print(f"mobilecnn: {stopped}")
         return 130
@@ -196,7 +189,8 @@ def run_eval(args: argparse.Namespace) -> int:
         checkpoint_path.parent / f"eval_{args.split}_per_class.csv")
     check_not_input(csv_path, [checkpoint_path], what="--per-class file")  # before the work
     device = pick_device(args.device)
-    model, checkpoint = load_model(checkpoint_path, map_location=device)
+    model, checkpoint = load_model(checkpoint_path, map_location=device,
+                                   allow_nonfinite=args.allow_nonfinite)
     split = load_cache(prepare_cache(args.data, args.split, cache_dir=args.cache_dir),
                        verify=False)  # prepare_cache just verified it
     if list(split.classes) != list(checkpoint["classes"]):
@@ -225,7 +219,8 @@ def run_predict(args: argparse.Namespace) -> int:
     from ..train.checkpoints import load_model
     from ..train.predict import predict_images
 
-    model, checkpoint = load_model(args.checkpoint, map_location=pick_device(args.device))
+    model, checkpoint = load_model(args.checkpoint, map_location=pick_device(args.device),
+                                   allow_nonfinite=args.allow_nonfinite)
     if args.input_size is not None:  # the size images are resized to
         checkpoint = {**checkpoint, "image_size": args.input_size}
     for prediction in predict_images(model, checkpoint, args.images, top_k=args.top_k):
