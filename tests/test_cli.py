@@ -217,7 +217,7 @@ def test_an_unavailable_device_is_one_line_and_writes_nothing(
     (["export", "mobilenet_v2", "--format", "onnx", "--out", ""],
      "argument --out: expected a path, got ''; give a file or folder name"),
     (["export", "mobilenet_v2", "--format", "torchscript", "--out", "m.pt", "--int8"],
-     "--int8 works with --format onnx or pte (torchscript int8 is not supported)"),
+     "--int8 works with --format onnx, pte or tflite (torchscript int8 is not supported)"),
 ])
 def test_empty_and_wrong_values_are_refused(
     argv: list[str], message: str, tmp_path, monkeypatch: pytest.MonkeyPatch,

@@ -28,10 +28,11 @@ def test_torchscript_through_the_dispatcher_matches_the_model(tmp_path: Path) ->
 
 
 def test_unknown_formats_and_missing_int8_are_one_line_errors(tmp_path: Path) -> None:
-    with pytest.raises(ValueError, match="^format must be one of onnx, pte, torchscript"):
+    with pytest.raises(ValueError, match="^format must be one of onnx, pte, tflite, "
+                                         "torchscript"):
         export_model(_tiny(), tmp_path / "m.bin", "keras")
     with pytest.raises(ValueError, match="^torchscript has no int8 export; int8 works with "
-                                         "onnx, pte"):
+                                         "onnx, pte, tflite"):
         export_model(_tiny(), tmp_path / "m.pt", "torchscript", 32,
                      int8_calibration=[torch.randn(2, 3, 32, 32)])
     assert list(tmp_path.iterdir()) == []

@@ -27,6 +27,7 @@ from .deploy import (
     quantize,
     unfreeze_backbone,
 )
+from .factory import create_model
 from .layers import (
     ConvNormAct,
     DepthwiseSeparableConv,
@@ -49,10 +50,10 @@ from .models import (
     MobileNetV5,
     MobileNetV5Encoder,
     build_stages,
-    create_model,
 )
 from .version import __version__
 from .weights import (
+    list_pretrained,
     load_timm_state_dict,
     load_torchvision_state_dict,
     to_timm_state_dict,
@@ -91,6 +92,7 @@ __all__ = [
     "fold_batchnorm",
     "freeze_backbone",
     "load_timm_state_dict",
+    "list_pretrained",
     "load_torchvision_state_dict",
     "mac_count",
     "make_divisible",

@@ -1,5 +1,5 @@
-"""``mobilecnn export``: a model name or a training checkpoint to ONNX, ExecuTorch or TorchScript,
-in fp32 or (ONNX, ExecuTorch) int8."""
+"""``mobilecnn export``: a model name or a training checkpoint to ONNX, ExecuTorch, LiteRT or
+TorchScript, in fp32 or (ONNX, ExecuTorch, LiteRT) int8: one entry of ``EXPORT_FORMATS`` each."""
 
 from __future__ import annotations
 
@@ -20,13 +20,15 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
     export = subparsers.add_parser(
         "export",
-        help="export a model or checkpoint to ONNX, ExecuTorch (.pte) or TorchScript",
+        help="export a model or checkpoint to ONNX, ExecuTorch (.pte), LiteRT (.tflite) or "
+             "TorchScript",
         description=(
             "Export MODEL_OR_CHECKPOINT (a model name such as mobilenet_v2, with random weights, "
             "or a checkpoint file written by 'mobilecnn train') to ONNX (onnxruntime), an "
-            "ExecuTorch program with the XNNPACK delegate (pte) or TorchScript. BatchNorm is "
-            "folded first; the image size is fixed. --int8 quantizes (ONNX: QDQ for onnxruntime; "
-            "pte: XNNPACK int8), calibrating on training images."
+            "ExecuTorch program with the XNNPACK delegate (pte), a LiteRT model (tflite) or "
+            "TorchScript. BatchNorm is folded first; the image size is fixed. --int8 quantizes "
+            "(ONNX: QDQ for onnxruntime; pte: XNNPACK int8; tflite: fully int8 LiteRT), "
+            "calibrating on training images."
         ),
     )
     add_model_source(export)
@@ -118,7 +120,7 @@ def run_export(args: argparse.Namespace) -> int:
     except OSError as error:
         raise CLIError(f"could not write --out {str(out)!r}: {error}") from None
     size_mb = written.stat().st_size / 1e6
-    batch = "batch 1 (larger batches are split)" if spec.batch_one else "dynamic batch"
+    batch = spec.batch
     print(f"wrote {written} ({args.format} {precision}, {described}, input "
           f"3x{input_size}x{input_size}, {batch}, {size_mb:.2f} MB)")
     return 0

@@ -137,10 +137,10 @@ def add_device_option(parser: argparse.ArgumentParser, default: str = "auto",
                         help=help or f"{DEVICE_CHOICES} (default {default})")
 
 
-def add_checkpoint_option(parser: argparse.ArgumentParser) -> None:
-    """``--checkpoint CKPT`` (required): a ``.pt`` file written by ``mobilecnn train``; and
+def add_checkpoint_option(parser: argparse.ArgumentParser, required: bool = True) -> None:
+    """``--checkpoint CKPT``: a ``.pt`` file written by ``mobilecnn train``; and
     ``--allow-nonfinite``."""
-    parser.add_argument("--checkpoint", required=True, type=path_argument, metavar="CKPT",
+    parser.add_argument("--checkpoint", required=required, type=path_argument, metavar="CKPT",
                         help="a .pt checkpoint written by 'mobilecnn train'")
     _add_allow_nonfinite(parser)
 

@@ -24,6 +24,7 @@ DEMO_EPOCHS = 6
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     """Add this group's subcommands to the parser."""
+    from ..models import MODELS
     from ..train.config import TrainConfig, check_field
 
     unset = argparse.SUPPRESS
@@ -64,14 +65,24 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     add_device_option(evaluate)
     evaluate.add_argument("--cache-dir", type=path_argument, metavar="DIR", default=None,
                           help="decoded-image cache (default <data>/.mobilecnn_cache)")
+    evaluate.add_argument("--recalibrate-bn", type=path_argument, metavar="OUT", default=None,
+                          help="first recompute the BatchNorm statistics over 1,024 training "
+                               "images of --data, write that checkpoint to OUT and evaluate it")
     evaluate.set_defaults(func=run_eval)
 
     predict = subparsers.add_parser(
         "predict",
         help="top-5 classes of image files",
-        description="Classify images with a checkpoint: prints the top classes with names.",
+        description="Classify images with a checkpoint, or with an ImageNet model "
+                    "(--model with --pretrained): prints the top classes with names.",
     )
-    add_checkpoint_option(predict)
+    add_checkpoint_option(predict, required=False)
+    predict.add_argument("--model", choices=sorted(MODELS), metavar="MODEL",
+                         help=f"with --pretrained, instead of --checkpoint: one of "
+                              f"{', '.join(sorted(MODELS))}")
+    predict.add_argument("--pretrained", metavar="WEIGHTS",
+                         help="ImageNet weights for --model: a .pth/.bin/.safetensors file, "
+                              "'default' or a tag (downloaded once; see docs/weights.md)")
     predict.add_argument("images", nargs="+", metavar="IMAGE", help="image files")
     predict.add_argument("--top-k", type=positive_int, default=5, help="default 5")
     add_model_options(predict, input_size_only=True)
@@ -98,28 +109,47 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 def _train_config(args: argparse.Namespace) -> tuple[Any, Any]:
     """The run's config and, with --resume, the checkpoint it continues (read once)."""
-    from ..train.config import TrainConfig, demo_config, recipe_config
+    from ..train.config import TrainConfig, demo_config
+    from ..train.recipes import get_recipe
     from ..train.resume import open_resume
 
     given = given_config_values(args, TrainConfig)
-    recipe = given.pop("recipe", None)
-
-    def config(base: dict[str, Any] | None = None) -> TrainConfig:
-        """``base``, then the recipe's settings (if one was named), then the options given."""
-        if recipe is not None:
-            return recipe_config(recipe, base, **given)
-        return TrainConfig.from_dict({**(base or {}), **given})
-
+    if given.get("recipe") is not None:  # the recipe fills in what was not given
+        given = {**get_recipe(given["recipe"]).settings, **given}
     resume = getattr(args, "resume", None)
     if resume is not None:
         point = open_resume(resume, given.get("out_dir", TrainConfig.out_dir))
         assert point is not None
-        return config(point.config.to_dict()), point
+        base = point.config.to_dict()
+        base.update(given)
+        return TrainConfig.from_dict(base), point
     if given.get("data") == "demo":
-        return config(demo_config().to_dict()), None
-    if "data" not in given and not getattr(args, "print_config", False):
+        given.setdefault("out_dir", "mobilecnn-demo")
+        return demo_config(**given), None
+    if "data" not in given:
+        if getattr(args, "print_config", False):
+            return TrainConfig(**given), None
         raise CLIError("--data is required: a tiny-imagenet-200 folder, or 'demo'")
-    return config(), None
+    return TrainConfig(**given), None
+
+
+def _fit_recipe(args: argparse.Namespace, config: Any) -> Any:
+    """Scale a recipe's EMA decay and warmup to the run (those not given); its note, if any,
+    goes to stderr as one line."""
+    import sys
+
+    from ..train.config import TrainConfig, fit_recipe_config
+    from ..train.recipes import get_recipe
+
+    if config.recipe is None:
+        return config
+    given = given_config_values(args, TrainConfig)
+    # without --data (e.g. --print-config alone) the run is taken to have the designed data
+    images = None if "data" in given else get_recipe(config.recipe).design_images
+    config, note = fit_recipe_config(config, given, images)
+    if note is not None:
+        print(f"mobilecnn: {note}", file=sys.stderr, flush=True)
+    return config
 
 
 def _report_run(result: Any, demo: bool) -> None:
@@ -140,6 +170,8 @@ def run_train(args: argparse.Namespace) -> int:
     from ..train.loop import TrainingInterrupted, train
 
     config, point = _train_config(args)
+    if point is None:
+        config = _fit_recipe(args, config)
     if getattr(args, "print_config", False):
         print(json.dumps(config.to_dict(), indent=2))
         return 0
@@ -191,6 +223,8 @@ def run_eval(args: argparse.Namespace) -> int:
     device = pick_device(args.device)
     model, checkpoint = load_model(checkpoint_path, map_location=device,
                                    allow_nonfinite=args.allow_nonfinite)
+    checkpoint_path, model, checkpoint = _check_batchnorm(args, checkpoint_path, model,
+                                                          checkpoint, device)
     split = load_cache(prepare_cache(args.data, args.split, cache_dir=args.cache_dir),
                        verify=False)  # prepare_cache just verified it
     if list(split.classes) != list(checkpoint["classes"]):
@@ -214,16 +248,58 @@ def run_eval(args: argparse.Namespace) -> int:
     return 0
 
 
+def _check_batchnorm(args: argparse.Namespace, path: Path, model: Any,
+                     checkpoint: dict[str, Any], device: Any) -> tuple[Path, Any, dict[str, Any]]:
+    """Warn (one line on stderr) about untrained or stale BatchNorm statistics; with
+    ``--recalibrate-bn OUT`` recompute them first and evaluate OUT instead."""
+    import sys
+
+    from ..train.batchnorm_stats import batchnorm_warning, recalibrate_checkpoint
+    from ..train.checkpoints import load_model
+
+    if args.recalibrate_bn is None:
+        warning = batchnorm_warning(model, checkpoint)
+        if warning is not None:
+            print(f"mobilecnn: {warning}", file=sys.stderr, flush=True)
+        return path, model, checkpoint
+    try:
+        out = recalibrate_checkpoint(path, args.data, args.recalibrate_bn, device=str(device),
+                                     cache_dir=args.cache_dir)
+    except ValueError as error:
+        raise CLIError(str(error)) from None
+    print(f"recalibrated BatchNorm statistics: {out}", flush=True)
+    model, checkpoint = load_model(out, map_location=device)
+    return out, model, checkpoint
+
+
 def run_predict(args: argparse.Namespace) -> int:
     from ..devices import pick_device
     from ..train.checkpoints import load_model
-    from ..train.predict import predict_images
+    from ..train.predict import predict_imagenet, predict_images
 
-    model, checkpoint = load_model(args.checkpoint, map_location=pick_device(args.device),
-                                   allow_nonfinite=args.allow_nonfinite)
-    if args.input_size is not None:  # the size images are resized to
-        checkpoint = {**checkpoint, "image_size": args.input_size}
-    for prediction in predict_images(model, checkpoint, args.images, top_k=args.top_k):
+    if (args.checkpoint is None) == (args.model is None and args.pretrained is None):
+        raise CLIError("predict takes either --checkpoint CKPT or --model MODEL --pretrained "
+                       "WEIGHTS")
+    device = pick_device(args.device)
+    if args.checkpoint is None:
+        if args.model is None or args.pretrained is None:
+            raise CLIError("--model and --pretrained go together (e.g. --model mobilenet_v2 "
+                           "--pretrained mobilenet_v2-7ebf99e0.pth)")
+        if args.input_size is not None:
+            raise CLIError("--input-size applies to --checkpoint; an ImageNet model is fed "
+                           "images as its weights were trained")
+        from ..factory import create_model
+
+        weights = True if args.pretrained == "default" else args.pretrained
+        model = create_model(args.model, pretrained=weights).to(device)
+        predictions = predict_imagenet(model, args.images, top_k=args.top_k)
+    else:
+        model, checkpoint = load_model(args.checkpoint, map_location=device,
+                                       allow_nonfinite=args.allow_nonfinite)
+        if args.input_size is not None:  # the size images are resized to
+            checkpoint = {**checkpoint, "image_size": args.input_size}
+        predictions = predict_images(model, checkpoint, args.images, top_k=args.top_k)
+    for prediction in predictions:
         print(f"{prediction.path}:")
         for rank, (wnid, name, probability) in enumerate(zip(
                 prediction.classes, prediction.class_names, prediction.probabilities,

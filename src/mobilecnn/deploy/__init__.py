@@ -6,11 +6,12 @@ One job per module:
   (BatchNorm folded, channels_last, optional bfloat16; the original is untouched);
 * :mod:`~mobilecnn.deploy.export` - :func:`export_onnx` / :func:`export_executorch` /
   :func:`export_torchscript`;
+* :mod:`~mobilecnn.deploy.litert` - :func:`export_tflite`, LiteRT (TensorFlow Lite) files;
 * :mod:`~mobilecnn.deploy.formats` - :func:`export_model`, any format of
   :data:`EXPORT_FORMATS` in fp32 or int8 (what ``mobilecnn export`` calls);
 * :mod:`~mobilecnn.deploy.calibration` - :func:`calibration_images` for int8;
-* :mod:`~mobilecnn.deploy.runtimes` - :class:`RuntimeModel`, an ONNX Runtime or ExecuTorch file
-  callable like a PyTorch model, and :func:`load_runtime_model`;
+* :mod:`~mobilecnn.deploy.runtimes` - :class:`RuntimeModel`, an ONNX Runtime, ExecuTorch or
+  LiteRT file callable like a PyTorch model, and :func:`load_runtime_model`;
 * :mod:`~mobilecnn.deploy.quantize` - :func:`quantize`, post-training static int8;
 * :mod:`~mobilecnn.deploy.qat` - :func:`prepare_qat` / :func:`convert_qat`, quantization-aware
   training (on the fake quantization of :mod:`~mobilecnn.deploy.fake_quant`);
@@ -42,6 +43,7 @@ from .calibration import calibration_images
 from .export import export_executorch, export_onnx, export_torchscript
 from .fold import fold_batchnorm, optimize_for_inference
 from .formats import EXPORT_FORMATS, ExportFormat, export_model
+from .litert import export_tflite
 from .qat import convert_qat, prepare_qat
 from .quant_report import LayerQuantError, QuantizationReport, quantization_report
 from .quantize import QUANTIZATION_BACKENDS, available_quantization_backends, quantize
@@ -67,6 +69,7 @@ __all__ = [
     "export_executorch",
     "export_model",
     "export_onnx",
+    "export_tflite",
     "export_torchscript",
     "fold_batchnorm",
     "freeze_backbone",

@@ -1,8 +1,8 @@
 """One call to write any export format, fp32 or int8: :func:`export_model`.
 
 Each format is one entry of :data:`EXPORT_FORMATS`: its fp32 writer, the :func:`quantize`
-backend of its int8 version (None: no int8), whether its program has a fixed batch of 1, and a
-line of help. ``mobilecnn export --format`` offers exactly these entries, so adding a format
+backend of its int8 version (None: no int8), a line of help and what the file does with the
+batch size. ``mobilecnn export --format`` offers exactly these entries, so adding a format
 is adding an entry.
 """
 
@@ -18,6 +18,7 @@ from torch import nn
 
 from ..counting import InputSize
 from .export import export_executorch, export_onnx, export_torchscript
+from .litert import export_tflite
 from .quantize import quantize
 
 __all__ = ["EXPORT_FORMATS", "ExportFormat", "export_model"]
@@ -29,23 +30,28 @@ class ExportFormat:
 
     ``write(model, path, input_size)`` writes fp32 and returns the path; ``int8_backend`` is
     the :func:`~mobilecnn.deploy.quantize` backend of the int8 file (None: fp32 only);
-    ``batch_one``: the program runs one image at a time (its int8 version is calibrated on
-    batches of 1; a runtime splits larger batches); ``help`` is what ``--format`` says.
+    ``help`` is what ``--format`` says; ``batch`` says how the file treats the batch size;
+    ``calibrate_batch_one``: the int8 program takes the shape of its first calibration batch,
+    so it is calibrated one image at a time (a runtime splits larger batches).
     """
 
     write: Callable[[nn.Module, str | os.PathLike[str], InputSize], Path]
     int8_backend: str | None
-    batch_one: bool
     help: str
+    batch: str = "dynamic batch"
+    calibrate_batch_one: bool = False
 
 
 EXPORT_FORMATS: dict[str, ExportFormat] = {
-    "onnx": ExportFormat(export_onnx, "onnxruntime", False,
+    "onnx": ExportFormat(export_onnx, "onnxruntime",
                          "ONNX for onnxruntime (the [onnx] extra); int8 is QDQ"),
-    "pte": ExportFormat(export_executorch, "xnnpack", True,
-                        "ExecuTorch program with the XNNPACK delegate (the [edge] extra)"),
-    "torchscript": ExportFormat(export_torchscript, None, False,
-                                "TorchScript for LibTorch (fp32 only)"),
+    "pte": ExportFormat(export_executorch, "xnnpack",
+                        "ExecuTorch program with the XNNPACK delegate (the [edge] extra)",
+                        batch="batch 1 (larger batches are split)", calibrate_batch_one=True),
+    "tflite": ExportFormat(export_tflite, "litert",
+                           "LiteRT model (the [litert] extra); int8 is fully int8",
+                           batch="batch 1 (LiteRT can resize it)"),
+    "torchscript": ExportFormat(export_torchscript, None, "TorchScript for LibTorch (fp32 only)"),
 }
 """Format name -> :class:`ExportFormat`; the formats :func:`export_model` writes."""
 
@@ -76,6 +82,6 @@ def export_model(
         raise ValueError(f"{format} has no int8 export; int8 works with "
                          f"{', '.join(with_int8)}")
     batches = list(int8_calibration)
-    if spec.batch_one:  # the program's one input shape is the first calibration batch's
+    if spec.calibrate_batch_one:  # the program's input shape is the first calibration batch's
         batches = [image.unsqueeze(0) for batch in batches for image in batch]
     return quantize(model, batches, backend=spec.int8_backend).save(path)
