@@ -20,7 +20,7 @@ from .options import (
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     """Add this group's subcommands to the parser."""
-    from ..deploy.bench import BACKENDS
+    from ..deploy.backends import BACKENDS
 
     bench = subparsers.add_parser(
         "bench",
@@ -80,7 +80,7 @@ def _device_type(requested: str) -> str:
 def _backends(args: argparse.Namespace) -> list[str]:
     import torch
 
-    from ..deploy.bench import BACKENDS
+    from ..deploy.backends import BACKENDS
 
     device = _device_type(args.device)
     if args.backends is not None:

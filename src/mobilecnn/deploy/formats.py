@@ -8,18 +8,18 @@ is adding an entry.
 
 from __future__ import annotations
 
+import importlib
 import os
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-import torch
-from torch import nn
+if TYPE_CHECKING:
+    import torch
+    from torch import nn
 
-from ..counting import InputSize
-from .export import export_executorch, export_onnx, export_torchscript
-from .litert import export_tflite
-from .quantize import quantize
+    from ..counting import InputSize
 
 __all__ = ["EXPORT_FORMATS", "ExportFormat", "export_model"]
 
@@ -28,30 +28,40 @@ __all__ = ["EXPORT_FORMATS", "ExportFormat", "export_model"]
 class ExportFormat:
     """How :func:`export_model` writes one format.
 
-    ``write(model, path, input_size)`` writes fp32 and returns the path; ``int8_backend`` is
+    ``writer`` names the fp32 writer, ``"module:function"`` in :mod:`mobilecnn.deploy`
+    (imported when used, so that listing the formats stays cheap); :meth:`write` calls it as
+    ``function(model, path, input_size)``; ``int8_backend`` is
     the :func:`~mobilecnn.deploy.quantize` backend of the int8 file (None: fp32 only);
     ``help`` is what ``--format`` says; ``batch`` says how the file treats the batch size;
     ``calibrate_batch_one``: the int8 program takes the shape of its first calibration batch,
     so it is calibrated one image at a time (a runtime splits larger batches).
     """
 
-    write: Callable[[nn.Module, str | os.PathLike[str], InputSize], Path]
+    writer: str
     int8_backend: str | None
     help: str
     batch: str = "dynamic batch"
     calibrate_batch_one: bool = False
 
+    def write(self, model: nn.Module, path: str | os.PathLike[str], input_size: InputSize
+              ) -> Path:
+        """Write ``model`` in fp32 with this format's writer; returns the path written."""
+        module, function = self.writer.split(":")
+        writer = getattr(importlib.import_module(f".{module}", __package__), function)
+        return writer(model, path, input_size)  # type: ignore[no-any-return]
+
 
 EXPORT_FORMATS: dict[str, ExportFormat] = {
-    "onnx": ExportFormat(export_onnx, "onnxruntime",
+    "onnx": ExportFormat("export:export_onnx", "onnxruntime",
                          "ONNX for onnxruntime (the [onnx] extra); int8 is QDQ"),
-    "pte": ExportFormat(export_executorch, "xnnpack",
+    "pte": ExportFormat("export:export_executorch", "xnnpack",
                         "ExecuTorch program with the XNNPACK delegate (the [edge] extra)",
                         batch="batch 1 (larger batches are split)", calibrate_batch_one=True),
-    "tflite": ExportFormat(export_tflite, "litert",
+    "tflite": ExportFormat("litert:export_tflite", "litert",
                            "LiteRT model (the [litert] extra); int8 is fully int8",
                            batch="batch 1 (LiteRT can resize it)"),
-    "torchscript": ExportFormat(export_torchscript, None, "TorchScript for LibTorch (fp32 only)"),
+    "torchscript": ExportFormat("export:export_torchscript", None,
+                                "TorchScript for LibTorch (fp32 only)"),
 }
 """Format name -> :class:`ExportFormat`; the formats :func:`export_model` writes."""
 
@@ -81,6 +91,8 @@ def export_model(
         with_int8 = [name for name, item in EXPORT_FORMATS.items() if item.int8_backend]
         raise ValueError(f"{format} has no int8 export; int8 works with "
                          f"{', '.join(with_int8)}")
+    from .quantize import quantize
+
     batches = list(int8_calibration)
     if spec.calibrate_batch_one:  # the program's input shape is the first calibration batch's
         batches = [image.unsqueeze(0) for batch in batches for image in batch]
