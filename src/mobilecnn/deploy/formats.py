@@ -48,7 +48,7 @@ class ExportFormat:
         """Write ``model`` in fp32 with this format's writer; returns the path written."""
         module, function = self.writer.split(":")
         writer = getattr(importlib.import_module(f".{module}", __package__), function)
-        return writer(model, path, input_size)  # type: ignore[no-any-return]
+        return writer(model, path, input_size)
 
 
 EXPORT_FORMATS: dict[str, ExportFormat] = {
