@@ -47,6 +47,8 @@ from .models import (
     MobileNetV4,
     build_stages,
     create_model,
+    is_model,
+    list_models,
 )
 from .version import __version__
 from .weights import (
@@ -84,6 +86,8 @@ __all__ = [
     "export_torchscript",
     "fold_batchnorm",
     "freeze_backbone",
+    "is_model",
+    "list_models",
     "load_timm_state_dict",
     "load_torchvision_state_dict",
     "mac_count",

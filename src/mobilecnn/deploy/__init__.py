@@ -22,7 +22,7 @@ here, as are the weight loaders of :mod:`mobilecnn.weights`. See ``docs/deployme
 from __future__ import annotations
 
 from ..devices import cpu_has_fast_bfloat16
-from ..models.features import FeatureExtractor, create_feature_extractor
+from ..models import FeatureExtractor, create_feature_extractor
 from ..models.freeze import FrozenBatchNorm2d, freeze_backbone, unfreeze_backbone
 
 # Weight conversion lives in mobilecnn.weights since 0.3; these names stay importable from here.
