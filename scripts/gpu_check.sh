@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The CUDA verification of issue 13, as one script for a machine with an NVIDIA GPU:
+# The CUDA verification, as one script for a machine with an NVIDIA GPU:
 #   1. the project installed the way the README's test command says (skipped when this checkout
 #      already imports with torch and the dev tools, as on a lent machine without a registry);
 #   2. nvidia-smi and torch.cuda.get_device_name();

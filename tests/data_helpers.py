@@ -1,4 +1,5 @@
-"""Tiny generated data sets in the TinyImageNet layouts, for the tests (any test may use them).
+"""Tiny generated data sets in the TinyImageNet layouts, for the tests (any test may use them),
+and in-memory splits with a tiny training config to train on them.
 
 Every image is random noise with a class-dependent tint; ``gray_every=k`` saves every k-th image
 as a grayscale JPEG, as some real TinyImageNet images are.
@@ -9,9 +10,14 @@ from __future__ import annotations
 import io
 import random
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
+import torch
 from PIL import Image
+
+from mobilecnn.train import TrainConfig, TrainResult, train
 
 
 def write_image(path: Path, size: int, rng: random.Random, tint: int = 0,
@@ -104,3 +110,51 @@ def snapshot(root: Path) -> dict[str, tuple[int, int]]:
     """``relative path -> (size, mtime_ns)`` of every file under ``root``."""
     return {str(path.relative_to(root)): (path.stat().st_size, path.stat().st_mtime_ns)
             for path in sorted(root.rglob("*")) if path.is_file()}
+
+
+# ---------------------------------------------------------------- in-memory splits and runs
+
+@dataclass
+class Split:
+    """Decoded images (uint8, N x 3 x H x W) and labels, as ``train(train_split=...)`` takes."""
+
+    images: torch.Tensor
+    labels: torch.Tensor
+    classes: list[str]
+    class_names: list[str]
+
+
+def make_split(per_class: int, seed: int, num_classes: int = 3, size: int = 16) -> Split:
+    """Noisy images whose mean colour gives the class: learnable in a few steps."""
+    generator = torch.Generator().manual_seed(seed)
+    colours = torch.tensor([[200, 40, 40], [40, 200, 40], [40, 40, 200], [200, 200, 40]])
+    labels = torch.arange(num_classes).repeat_interleave(per_class)
+    noise = torch.randint(0, 90, (labels.numel(), 3, size, size), generator=generator)
+    images = (colours[labels].view(-1, 3, 1, 1) * 0.6 + noise).clamp(0, 255).to(torch.uint8)
+    classes = [f"n{i:08d}" for i in range(num_classes)]
+    return Split(images, labels, classes, [f"colour {i}" for i in range(num_classes)])
+
+
+TRAIN = make_split(16, seed=1)  # 48 images: 4 steps of 12 per epoch
+VAL = make_split(8, seed=2)
+TIMING_KEYS = {"epoch_seconds", "images_per_second"}
+
+
+def tiny_config(out_dir: Path, **changes: object) -> TrainConfig:
+    """3 epochs of a width-0.25 MobileNetV2 at batch 12 on the CPU, in fp32."""
+    values: dict = {"data": "in-memory", "out_dir": str(out_dir), "width": 0.25,
+                    "epochs": 3, "batch_size": 12, "lr": 0.05, "warmup_epochs": 0.5, "crop": "none",
+                    "precision": "fp32", "device": "cpu", "eval_batch_size": 32,
+                    "dropout": 0.2, "progress": False}
+    values.update(changes)
+    return TrainConfig(**values)
+
+
+def train_on_splits(config: TrainConfig, **kwargs: Any) -> TrainResult:
+    """``train(config)`` on :data:`TRAIN` and :data:`VAL`."""
+    return train(config, train_split=TRAIN, val_split=VAL, **kwargs)
+
+
+def without_timing(history: list[dict]) -> list[dict]:
+    """The metric rows without their wall-clock entries (which differ between runs)."""
+    return [{k: v for k, v in row.items() if k not in TIMING_KEYS} for row in history]

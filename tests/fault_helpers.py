@@ -1,5 +1,6 @@
-"""Shared by the fault-injection suite (tests/test_faults_*.py): folder snapshots, tiny runs,
-one-line error checks and error injection."""
+"""Shared by the fault-injection suite (tests/test_faults_*.py): folder snapshots, tiny runs
+(and the module-scoped ``data_root``/``finished_run`` fixtures: import them), one-line error
+checks and error injection."""
 
 from __future__ import annotations
 
@@ -14,6 +15,7 @@ import pytest
 
 from data_helpers import make_official
 from mobilecnn.cli import main
+from mobilecnn.data import prepare_cache
 
 TINY = ["--width", "0.25", "--batch-size", "12", "--crop", "none", "--lr", "0.05",
         "--precision", "fp32", "--device", "cpu", "--no-progress", "--eval-batch-size", "64"]
@@ -67,6 +69,21 @@ def make_run(data_root: Path, out: Path, epochs: int = 1) -> Path:
     assert main(["train", "--data", str(data_root), "--out", str(out), "--epochs", str(epochs),
                  *TINY]) == 0
     return out
+
+
+@pytest.fixture(scope="module")
+def data_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """:func:`make_data` with its caches prepared, once per test module."""
+    root = make_data(tmp_path_factory.mktemp("data"))
+    for split in ("train", "val"):
+        prepare_cache(root, split, num_workers=1, progress=False)
+    return root
+
+
+@pytest.fixture(scope="module")
+def finished_run(data_root: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A finished 1-epoch run on ``data_root``; copy it (:func:`copy_run`) before changing it."""
+    return make_run(data_root, tmp_path_factory.mktemp("run") / "run")
 
 
 def copy_run(run: Path, destination: Path) -> Path:

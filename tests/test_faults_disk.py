@@ -12,13 +12,13 @@ from pathlib import Path
 
 import pytest
 
+import fault_helpers
 from fault_helpers import (
     TINY,
     assert_unchanged,
     copy_run,
     fails,
     make_data,
-    make_run,
     os_error,
     raise_on_call,
     snapshot_bytes,
@@ -28,18 +28,8 @@ from mobilecnn.data import CacheError, prepare_cache
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
-
-@pytest.fixture(scope="module")
-def data_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    root = make_data(tmp_path_factory.mktemp("data"))
-    for split in ("train", "val"):
-        prepare_cache(root, split, num_workers=1, progress=False)
-    return root
-
-
-@pytest.fixture(scope="module")
-def finished_run(data_root: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return make_run(data_root, tmp_path_factory.mktemp("run") / "run")
+# the fault suite's module-scoped fixtures: tiny data with its caches, a finished 1-epoch run
+data_root, finished_run = fault_helpers.data_root, fault_helpers.finished_run
 
 
 def test_full_disk_while_saving_a_checkpoint_keeps_the_old_run(

@@ -8,42 +8,30 @@ import os
 import signal
 import subprocess
 import sys
-from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 import torch
 
+import fault_helpers
+from data_helpers import make_split, tiny_config
 from fault_helpers import (
     TINY,
     assert_unchanged,
     copy_run,
     fails,
-    make_data,
-    make_run,
     snapshot_bytes,
 )
 from mobilecnn.cli import expected_error_message, main
-from mobilecnn.data import prepare_cache
 from mobilecnn.fileio import FolderLockedError, lock_folder
-from mobilecnn.train import TrainConfig, TrainingDiverged, load_checkpoint, train
+from mobilecnn.train import TrainingDiverged, load_checkpoint, train
 from mobilecnn.train.metrics import strict_json
 from mobilecnn.train.signals import TrainHooks
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
-
-@pytest.fixture(scope="module")
-def data_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    root = make_data(tmp_path_factory.mktemp("data"))
-    for split in ("train", "val"):
-        prepare_cache(root, split, num_workers=1, progress=False)
-    return root
-
-
-@pytest.fixture(scope="module")
-def finished_run(data_root: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return make_run(data_root, tmp_path_factory.mktemp("run") / "run")
+# the fault suite's module-scoped fixtures: tiny data with its caches, a finished 1-epoch run
+data_root, finished_run = fault_helpers.data_root, fault_helpers.finished_run
 
 
 def strict_rows(path: Path) -> list[dict]:
@@ -124,32 +112,8 @@ def test_a_diverging_run_stops_and_keeps_the_good_checkpoints(
     strict_rows(run / "metrics.jsonl")
 
 
-@dataclass
-class Split:
-    images: torch.Tensor
-    labels: torch.Tensor
-    classes: list[str]
-    class_names: list[str]
-
-
-def colour_split(per_class: int, seed: int) -> Split:
-    generator = torch.Generator().manual_seed(seed)
-    labels = torch.arange(3).repeat_interleave(per_class)
-    colours = torch.tensor([[200, 40, 40], [40, 200, 40], [40, 40, 200]])
-    noise = torch.randint(0, 90, (labels.numel(), 3, 16, 16), generator=generator)
-    images = (colours[labels].view(-1, 3, 1, 1) * 0.6 + noise).clamp(0, 255).to(torch.uint8)
-    return Split(images, labels, ["n0", "n1", "n2"], ["red", "green", "blue"])
-
-
-def tiny_config(out: Path, **changes: object) -> TrainConfig:
-    values: dict = {"data": "memory", "out_dir": str(out), "width": 0.25, "epochs": 2,
-                    "batch_size": 12, "lr": 0.05, "crop": "none", "precision": "fp32",
-                    "device": "cpu", "progress": False}
-    return TrainConfig(**{**values, **changes})
-
-
 def test_skip_nonfinite_skips_just_the_bad_step(tmp_path: Path) -> None:
-    train_split, val_split = colour_split(16, 1), colour_split(4, 2)
+    train_split, val_split = make_split(16, seed=1), make_split(4, seed=2)
 
     def nan_loss(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
         return logits.sum() * float("nan")
@@ -165,11 +129,11 @@ def test_skip_nonfinite_skips_just_the_bad_step(tmp_path: Path) -> None:
 
     hooks = TrainHooks(after_step=poison_step_three)
     with pytest.raises(TrainingDiverged, match="epoch 1"):
-        train(tiny_config(tmp_path / "stop"), train_split=train_split, val_split=val_split,
-              _hooks=hooks)
+        train(tiny_config(tmp_path / "stop", epochs=2), train_split=train_split,
+              val_split=val_split, _hooks=hooks)
     assert not (tmp_path / "stop" / "last.pt").exists()
-    result = train(tiny_config(tmp_path / "skip", skip_nonfinite=True), train_split=train_split,
-                   val_split=val_split, _hooks=hooks)
+    result = train(tiny_config(tmp_path / "skip", epochs=2, skip_nonfinite=True),
+                   train_split=train_split, val_split=val_split, _hooks=hooks)
     rows = strict_rows(tmp_path / "skip" / "metrics.jsonl")
     assert [row["skipped_steps"] for row in rows] == [1, 0]
     assert all(torch.isfinite(torch.tensor(row["train_loss"])) for row in rows)

@@ -3,15 +3,17 @@
 
 from __future__ import annotations
 
+import functools
 import json
-from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 import torch
 
+from data_helpers import make_split, without_timing
+from data_helpers import tiny_config as shared_tiny_config
+from data_helpers import train_on_splits as run
 from mobilecnn.train import (
-    TrainConfig,
     TrainingInterrupted,
     get_recipe,
     load_checkpoint,
@@ -22,29 +24,6 @@ from mobilecnn.train.checkpoints import Checkpoint
 from mobilecnn.train.metrics import read_metrics
 from mobilecnn.train.signals import TrainHooks
 
-TIMING_KEYS = {"epoch_seconds", "images_per_second"}
-
-
-@dataclass
-class Split:
-    images: torch.Tensor
-    labels: torch.Tensor
-    classes: list[str]
-    class_names: list[str]
-
-
-def make_split(per_class: int, seed: int, num_classes: int = 3, size: int = 16) -> Split:
-    generator = torch.Generator().manual_seed(seed)
-    colours = torch.tensor([[200, 40, 40], [40, 200, 40], [40, 40, 200]])
-    labels = torch.arange(num_classes).repeat_interleave(per_class)
-    noise = torch.randint(0, 90, (labels.numel(), 3, size, size), generator=generator)
-    images = (colours[labels].view(-1, 3, 1, 1) * 0.6 + noise).clamp(0, 255).to(torch.uint8)
-    classes = [f"n{i:08d}" for i in range(num_classes)]
-    return Split(images, labels, classes, [f"colour {i}" for i in range(num_classes)])
-
-
-TRAIN = make_split(16, seed=1)  # 48 images: 4 steps of 12 per epoch
-VAL = make_split(8, seed=2)
 STRONG = {"ema": True, "ema_decay": 0.9, "mixup_alpha": 0.2, "cutmix_alpha": 1.0,
           "auto_augment": "randaugment", "random_erasing": 0.25}
 
@@ -52,21 +31,8 @@ STRONG = {"ema": True, "ema_decay": 0.9, "mixup_alpha": 0.2, "cutmix_alpha": 1.0
 pytestmark = pytest.mark.usefixtures("one_thread")
 
 
-def tiny_config(out_dir: Path, **changes: object) -> TrainConfig:
-    values: dict = {"data": "in-memory", "out_dir": str(out_dir), "width": 0.25,
-                    "epochs": 3, "batch_size": 12, "lr": 0.05, "warmup_epochs": 0.5,
-                    "crop": "pad", "precision": "fp32", "device": "cpu", "eval_batch_size": 32,
-                    "progress": False}
-    values.update(changes)
-    return TrainConfig(**values)
-
-
-def run(config: TrainConfig, **kwargs: object):
-    return train(config, train_split=TRAIN, val_split=VAL, **kwargs)
-
-
-def without_timing(history: list[dict]) -> list[dict]:
-    return [{k: v for k, v in row.items() if k not in TIMING_KEYS} for row in history]
+# the shared tiny config, with padded random crops
+tiny_config = functools.partial(shared_tiny_config, crop="pad")
 
 
 @pytest.fixture(scope="module")

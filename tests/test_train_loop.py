@@ -4,41 +4,17 @@ from __future__ import annotations
 
 import json
 import shutil
-from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 import torch
 
-from mobilecnn.train import TrainConfig, TrainingInterrupted, autocast_dtype, evaluate, train
+from data_helpers import VAL, tiny_config, without_timing
+from data_helpers import train_on_splits as run
+from mobilecnn.train import TrainingInterrupted, autocast_dtype, evaluate
 from mobilecnn.train.checkpoints import CheckpointError, load_checkpoint, load_model
 from mobilecnn.train.metrics import read_metrics
 from mobilecnn.train.signals import TrainHooks
-
-TIMING_KEYS = {"epoch_seconds", "images_per_second"}
-
-
-@dataclass
-class Split:
-    images: torch.Tensor
-    labels: torch.Tensor
-    classes: list[str]
-    class_names: list[str]
-
-
-def make_split(per_class: int, seed: int, num_classes: int = 3, size: int = 16) -> Split:
-    """Noisy images whose mean colour gives the class: learnable in a few steps."""
-    generator = torch.Generator().manual_seed(seed)
-    colours = torch.tensor([[200, 40, 40], [40, 200, 40], [40, 40, 200], [200, 200, 40]])
-    labels = torch.arange(num_classes).repeat_interleave(per_class)
-    noise = torch.randint(0, 90, (labels.numel(), 3, size, size), generator=generator)
-    images = (colours[labels].view(-1, 3, 1, 1) * 0.6 + noise).clamp(0, 255).to(torch.uint8)
-    classes = [f"n{i:08d}" for i in range(num_classes)]
-    return Split(images, labels, classes, [f"colour {i}" for i in range(num_classes)])
-
-
-TRAIN = make_split(16, seed=1)  # 48 images: 4 steps of 12 per epoch
-VAL = make_split(8, seed=2)
 
 
 @pytest.fixture(autouse=True, scope="module")
@@ -49,23 +25,6 @@ def _one_thread():
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(threads)
-
-
-def tiny_config(out_dir: Path, **changes: object) -> TrainConfig:
-    values: dict = {"data": "in-memory", "out_dir": str(out_dir), "width": 0.25,
-                    "epochs": 3, "batch_size": 12, "lr": 0.05, "warmup_epochs": 0.5, "crop": "none",
-                    "precision": "fp32", "device": "cpu", "eval_batch_size": 32,
-                    "dropout": 0.2, "progress": False}
-    values.update(changes)
-    return TrainConfig(**values)
-
-
-def run(config: TrainConfig, **kwargs: object):
-    return train(config, train_split=TRAIN, val_split=VAL, **kwargs)
-
-
-def without_timing(history: list[dict]) -> list[dict]:
-    return [{k: v for k, v in row.items() if k not in TIMING_KEYS} for row in history]
 
 
 @pytest.fixture(scope="module")

@@ -6,27 +6,15 @@ import argparse
 import math
 from collections.abc import Callable
 
+from ..limits import Limit
+
 __all__ = [
-    "MAX_IMAGE_SIZE",
-    "MAX_INPUT_SIZE",
-    "MAX_NUM_CLASSES",
-    "MAX_WIDTH",
     "CLIError",
     "bounded_float",
     "bounded_int",
     "positive_float",
     "positive_int",
 ]
-
-MAX_INPUT_SIZE = 1024
-"""Largest ``--input-size`` of a model forward (summary, export). Measured: ``mobilecnn summary
-mobilenet_v2 --input-size 2048 --total-stride 8`` peaks at 8 GB of memory and takes minutes;
-memory grows with the square of the size."""
-MAX_IMAGE_SIZE = 4096
-"""Largest ``--image-size`` a data set is decoded to (50 MB per decoded image)."""
-MAX_WIDTH = 10.0
-"""Largest width multiplier (width 10 MobileNetV2 has about 226 M parameters)."""
-MAX_NUM_CLASSES = 100_000
 
 
 class CLIError(Exception):
@@ -55,8 +43,14 @@ def positive_float(text: str) -> float:
     return value
 
 
-def bounded_int(maximum: int, why: str = "") -> Callable[[str], int]:
-    """argparse type: an integer in ``1..maximum`` (``why`` explains the limit)."""
+def _limit(limit: Limit | float, why: str) -> tuple[float, str]:
+    return (limit.maximum, why or limit.why) if isinstance(limit, Limit) else (limit, why)
+
+
+def bounded_int(limit: Limit | int, why: str = "") -> Callable[[str], int]:
+    """argparse type: an integer in ``1..limit`` (``why`` explains the limit; a
+    :class:`~mobilecnn.limits.Limit` brings its own)."""
+    maximum, why = _limit(limit, why)
 
     def parse(text: str) -> int:
         value = positive_int(text)
@@ -70,8 +64,9 @@ def bounded_int(maximum: int, why: str = "") -> Callable[[str], int]:
     return parse
 
 
-def bounded_float(maximum: float, why: str = "") -> Callable[[str], float]:
-    """argparse type: a number in ``(0, maximum]``."""
+def bounded_float(limit: Limit | float, why: str = "") -> Callable[[str], float]:
+    """argparse type: a number in ``(0, limit]``."""
+    maximum, why = _limit(limit, why)
 
     def parse(text: str) -> float:
         value = positive_float(text)

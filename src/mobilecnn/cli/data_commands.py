@@ -6,7 +6,8 @@ import argparse
 import warnings
 from pathlib import Path
 
-from .common import MAX_IMAGE_SIZE, CLIError, bounded_int, positive_int
+from ..limits import IMAGE_SIZE
+from .common import CLIError, bounded_int, positive_int
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -48,7 +49,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                               "(for read-only data)")
     prepare.add_argument("--workers", type=positive_int, default=None,
                          help="decoding processes (default: all cores)")
-    prepare.add_argument("--image-size", type=bounded_int(MAX_IMAGE_SIZE), default=None,
+    prepare.add_argument("--image-size", type=bounded_int(IMAGE_SIZE), default=None,
                          help="resize every image to SIZE x SIZE (default: keep; all images "
                               "must then have one size)")
     prepare.add_argument("--no-progress", action="store_true", help="no progress bar")

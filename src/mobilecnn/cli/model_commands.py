@@ -4,14 +4,8 @@ from __future__ import annotations
 
 import argparse
 
-from .common import (
-    MAX_INPUT_SIZE,
-    MAX_NUM_CLASSES,
-    MAX_WIDTH,
-    bounded_float,
-    bounded_int,
-    positive_int,
-)
+from ..limits import INPUT_SIZE, NUM_CLASSES, WIDTH
+from .common import bounded_float, bounded_int, positive_int
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -37,12 +31,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     summary.add_argument("model", choices=sorted(MODELS), metavar="MODEL",
                          help=f"one of: {', '.join(sorted(MODELS))}")
     summary.add_argument("--input-size", default=224,
-                         type=bounded_int(MAX_INPUT_SIZE, "larger inputs need gigabytes of "
-                                          "activations"),
+                         type=bounded_int(INPUT_SIZE),
                          help="square input size in pixels (default 224)")
-    summary.add_argument("--width", type=bounded_float(MAX_WIDTH), default=1.0,
+    summary.add_argument("--width", type=bounded_float(WIDTH), default=1.0,
                          help="width multiplier (default 1.0)")
-    summary.add_argument("--num-classes", type=bounded_int(MAX_NUM_CLASSES), default=1000,
+    summary.add_argument("--num-classes", type=bounded_int(NUM_CLASSES), default=1000,
                          help="classifier outputs (default 1000)")
     summary.add_argument("--total-stride", type=int, choices=(8, 16, 32), default=32,
                          help="32 = paper; 16 for 64x64 inputs; 8 for 32x32 inputs")

@@ -89,25 +89,22 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     demo.set_defaults(func=run_demo)
 
 
-def _train_config(args: argparse.Namespace) -> tuple[Any, Path | None]:
-    from ..train.checkpoints import Checkpoint
+def _train_config(args: argparse.Namespace) -> tuple[Any, Any]:
+    """The run's config and, with --resume, the checkpoint it continues (read once)."""
     from ..train.config import TrainConfig, demo_config
     from ..train.recipes import get_recipe
-    from ..train.resume import saved_config
+    from ..train.resume import open_resume
 
     given = given_config_values(args, TrainConfig)
     if given.get("recipe") is not None:  # the recipe fills in what was not given
         given = {**get_recipe(given["recipe"]).settings, **given}
     resume = getattr(args, "resume", None)
     if resume is not None:
-        out_dir = Path(given.get("out_dir", TrainConfig.out_dir))
-        path = out_dir / "last.pt" if resume == "last" else Path(resume)
-        if resume == "last" and not path.exists():
-            raise CLIError(f"nothing to resume: {path} does not exist (pass --out DIR of the run, "
-                           "or --resume PATH)")
-        base = saved_config(Checkpoint.read(path), path).to_dict()
+        point = open_resume(resume, given.get("out_dir", TrainConfig.out_dir))
+        assert point is not None
+        base = point.config.to_dict()
         base.update(given)
-        return TrainConfig.from_dict(base), path
+        return TrainConfig.from_dict(base), point
     if given.get("data") == "demo":
         given.setdefault("out_dir", "mobilecnn-demo")
         return demo_config(**given), None
@@ -135,15 +132,15 @@ def _report_run(result: Any, demo: bool) -> None:
 def run_train(args: argparse.Namespace) -> int:
     from ..train.loop import TrainingInterrupted, train
 
-    config, resume_path = _train_config(args)
+    config, point = _train_config(args)
     if getattr(args, "print_config", False):
         print(json.dumps(config.to_dict(), indent=2))
         return 0
-    if config.recipe == "finetune" and config.init is None and resume_path is None:
+    if config.recipe == "finetune" and config.init is None and point is None:
         raise CLIError("the finetune recipe starts from trained weights: add --init "
                        "torchvision:PATH.pth (ImageNet mobilenet_v2) or --init CHECKPOINT")
     try:
-        result = train(config, resume=resume_path)
+        result = train(config, resume=point)
     except TrainingInterrupted as stopped:
         print(f"mobilecnn: {stopped}")
         return 130
@@ -158,11 +155,8 @@ def run_demo(args: argparse.Namespace) -> int:
     config = demo_config(out_dir=args.out, epochs=args.epochs, progress=args.progress)
     print("mobilecnn demo: generating a small data set of drawn shapes and textures "
           f"(10 classes, 64x64) under {Path(args.out) / 'demo-data'} and training on the CPU")
-    resume = None
-    if args.resume is not None:
-        resume = Path(args.out) / "last.pt" if args.resume == "last" else Path(args.resume)
     try:
-        result = train(config, resume=resume)
+        result = train(config, resume=args.resume)
     except TrainingInterrupted as stopped:
         print(f"mobilecnn: {stopped}")
         return 130

@@ -8,6 +8,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from ..limits import IMAGE_SIZE, WIDTH, check_size
 from .recipes import RECIPES, get_recipe
 
 __all__ = [
@@ -292,17 +293,15 @@ def check_field(name: str, value: Any) -> None:
         _positive(name, value, integer=True)
     elif name in ("width", "momentum", "distill_temperature"):
         _positive(name, value, integer=False)
-        if name == "width" and value > MAX_WIDTH:
-            raise ValueError(f"width must be at most {MAX_WIDTH:g}, got {value!r}")
+        if name == "width":
+            check_size(name, value, WIDTH)
     elif name in ("lr", "grad_clip"):
         if value is not None:
             _positive(name, value, integer=False)
     elif name == "image_size":
         if value is not None:
             _positive(name, value, integer=True)
-            if value > MAX_IMAGE_SIZE:
-                raise ValueError(f"image_size must be at most {MAX_IMAGE_SIZE} pixels, got "
-                                 f"{value!r}")
+            check_size(name, value, IMAGE_SIZE)
     elif name == "seed":
         if isinstance(value, bool) or not isinstance(value, int) or value < 0:
             raise ValueError(f"seed must be an integer >= 0, got {value!r}")
@@ -338,12 +337,6 @@ def check_field(name: str, value: Any) -> None:
 
 _FIELD_METADATA: dict[str, Any] = {
     item.name: item.metadata for item in dataclasses.fields(TrainConfig)}
-
-MAX_WIDTH = 10.0
-"""The largest width multiplier accepted (MobileNetV2 at width 10 has about 226 M parameters)."""
-MAX_IMAGE_SIZE = 4096
-"""The largest ``image_size`` accepted (50 MB per decoded image)."""
-
 
 def demo_config(out_dir: str = "mobilecnn-demo", epochs: int = 6, **changes: Any) -> TrainConfig:
     """The ``mobilecnn demo`` recipe: a narrow small-input MobileNetV2 on generated data, on CPU.

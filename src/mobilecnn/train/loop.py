@@ -1,10 +1,12 @@
 """The training run: ``train(config) -> TrainResult``.
 
-Read top to bottom, :func:`_train` is one run: what to resume, the data, the model and the
-step's parts (built in :mod:`~mobilecnn.train.setup`), restoring a checkpoint, then per epoch
-:func:`_train_epoch` (the steps) and :func:`_end_epoch` (reduce, evaluate, check, checkpoint,
-log), then :func:`_finish`. The step itself is :func:`mobilecnn.train.step.train_step`;
-evaluation, resume rules, signals and DDP helpers live in their own modules.
+Read top to bottom, :func:`_train` is one run: what to resume (:func:`~.resume.open_resume`),
+the data, the model and the step's parts (built in :mod:`~mobilecnn.train.setup`), restoring
+the checkpoint (:func:`~.resume.restore`), then per epoch :func:`_train_epoch` (the steps) and
+:func:`_end_epoch` (reduce, evaluate, check, checkpoint, log), then :func:`_finish`. The step
+itself is :func:`mobilecnn.train.step.train_step`; the run's state is
+:class:`~.state.RunState`; evaluation, the schedule, resume rules, signals and DDP helpers live
+in their own modules.
 """
 
 from __future__ import annotations
@@ -13,18 +15,15 @@ import contextlib
 import copy
 import dataclasses
 import json
-import math
 import sys
 import time
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import torch
-from torch import nn
 
 from ..fileio import clean_stale_temps, lock_folder, write_text_atomic
-from .checkpoints import Checkpoint, CheckpointError
+from .checkpoints import Checkpoint
 from .config import TrainConfig
 from .distributed import (
     DistContext,
@@ -37,18 +36,16 @@ from .distributed import (
     setup_distributed,
 )
 from .ema import ModelEma
+from .errors import TrainingDiverged, TrainingInterrupted
 from .evaluation import evaluate, evaluate_during_training
 from .metrics import MetricLog, strict_json, write_per_class_csv
 from .precision import autocast_dtype, precision_name
-from .resume import (
-    changed_options,
-    plan_schedule,
-    replan_schedule,
-    resolve_resume_path,
-)
+from .resume import ResumePoint, open_resume, restore
+from .run_folder import check_fresh_folder
 from .setup import build_model, build_step, load_data
 from .signals import StopFlag, TrainHooks
 from .splits import DataSplit, load_splits
+from .state import RunState, TrainResult
 from .step import TrainStep, all_finite, train_step
 
 __all__ = [
@@ -66,115 +63,25 @@ FINITE_CHECK_EVERY = 20
 """Steps between checks that the loss stayed finite (each check is one device sync)."""
 
 
-@dataclass
-class TrainResult:
-    """Where a finished run put things, and its figures."""
-
-    out_dir: Path
-    last_checkpoint: Path
-    best_checkpoint: Path
-    metrics_path: Path
-    plots: list[Path]
-    history: list[dict[str, Any]]
-    best_val_top1: float
-    rank_checksums: list[str] = field(default_factory=list)
-    """SHA-256 of the model state on each process after training (all equal under DDP)."""
-
-    @property
-    def final(self) -> dict[str, Any]:
-        """The last epoch's metrics row."""
-        return self.history[-1]
-
-
-class TrainingInterrupted(KeyboardInterrupt):
-    """SIGINT/SIGTERM (or the test hook) stopped training after a step; a checkpoint was saved."""
-
-    def __init__(self, checkpoint: Path, epoch: int, step: int) -> None:
-        self.checkpoint = checkpoint
-        self.epoch = epoch
-        self.step = step
-        super().__init__(
-            f"training interrupted in epoch {epoch + 1} after step {step}; checkpoint saved to "
-            f"{checkpoint}; continue with --resume"
-        )
-
-
-class TrainingDiverged(RuntimeError):
-    """The loss (or the weights) became NaN/inf; nothing was saved over the good checkpoints."""
-
-    def __init__(self, epoch: int, step: int, last_good: Path | None) -> None:
-        self.epoch = epoch
-        self.step = step
-        self.last_good = last_good
-        kept = (f"the last good checkpoint {last_good} is unchanged" if last_good is not None
-                else "no checkpoint was written")
-        super().__init__(
-            f"training diverged: the loss became NaN or infinite in epoch {epoch + 1} (by step "
-            f"{step}); {kept}; lower --lr, set --grad-clip, use --precision fp32, or pass "
-            "--skip-nonfinite to skip such steps"
-        )
-
-
-@dataclass
-class _Run:
-    """The state one run carries from epoch to epoch."""
-
-    config: TrainConfig
-    ctx: DistContext
-    step: TrainStep
-    loader: Any
-    val_split: Any
-    normalize: Any
-    model_kwargs: dict[str, Any]
-    classes: list[str]
-    class_names: list[str]
-    image_size: int
-    mean: list[float]
-    std: list[float]
-    plan: dict[str, Any]
-    out_dir: Path
-    history: list[dict[str, Any]] = field(default_factory=list)
-    best_top1: float = -math.inf
-    start_epoch: int = 0
-    start_step: int = 0
-    partial: torch.Tensor = field(default_factory=lambda: torch.zeros(4, dtype=torch.float64))
-    global_step: int = 0
-    resumes: list[dict[str, Any]] = field(default_factory=list)
-    ema_model: nn.Module | None = None
-    """A model whose state is saved as ``Checkpoint.ema_state`` (and restored on resume)."""
-    ema: ModelEma | None = None
-
-    @property
-    def last_path(self) -> Path:
-        return self.out_dir / "last.pt"
-
-    @property
-    def best_path(self) -> Path:
-        return self.out_dir / "best.pt"
-
-    def say(self, message: str) -> None:
-        if self.ctx.is_main:
-            print(message, flush=True)
-
-
 def train(
     config: TrainConfig,
     *,
-    resume: str | Path | bool | None = None,
+    resume: str | Path | bool | ResumePoint | None = None,
     train_split: DataSplit | None = None,
     val_split: DataSplit | None = None,
     _hooks: TrainHooks | None = None,
 ) -> TrainResult:
     """Train ``config.model`` as ``config`` says; returns where everything went.
 
-    ``resume``: True or ``"last"`` continues from ``<out_dir>/last.pt``; a path continues
-    from that checkpoint (changed options are applied and recorded, or refused; a changed
-    ``epochs`` re-plans the schedule, see docs/training.md). ``train_split``/``val_split``
-    (decoded uint8 images + labels) replace loading ``config.data``. Under ``torchrun`` this
-    joins the process group and trains with DistributedDataParallel. Raises
-    :class:`TrainingInterrupted` after saving a checkpoint when SIGINT/SIGTERM arrives,
-    :class:`TrainingDiverged` (saving nothing) when the loss becomes NaN/inf, and
-    :class:`mobilecnn.fileio.FolderLockedError` when another run uses ``out_dir``.
+    ``resume``: True or ``"last"`` continues from ``<out_dir>/last.pt``; a path (or a
+    :class:`~mobilecnn.train.resume.ResumePoint` from ``open_resume``) continues from that
+    checkpoint, writing into ``config.out_dir`` (changed options are applied and recorded, or
+    refused; a changed ``epochs`` re-plans the schedule, see docs/training.md).
+    ``train_split``/``val_split`` (decoded uint8 images + labels) replace loading
+    ``config.data``. Under ``torchrun`` this joins the process group and trains with
+    DistributedDataParallel. Raises :class:`TrainingInterrupted` after saving a checkpoint when
+    SIGINT/SIGTERM arrives, :class:`TrainingDiverged` (saving nothing) when the loss becomes
+    NaN/inf, and :class:`mobilecnn.fileio.FolderLockedError` when another run uses ``out_dir``.
     """
     config.validate()
     ctx = setup_distributed(config.device)
@@ -189,69 +96,35 @@ def train(
             cleanup_distributed()
 
 
-def _train(config: TrainConfig, ctx: DistContext, resume: str | Path | bool | None,
+def _train(config: TrainConfig, ctx: DistContext, resume: str | Path | bool | ResumePoint | None,
            train_split: DataSplit | None, val_split: DataSplit | None,
            hooks: TrainHooks) -> TrainResult:
-    from ..data import TINYIMAGENET_MEAN, TINYIMAGENET_STD, BatchAugment
-
-    out_dir, device = Path(config.out_dir), ctx.device
+    out_dir = Path(config.out_dir)
     # ---- what to resume from: checked before anything is written
-    resume_path = resolve_resume_path(resume, out_dir)
-    checkpoint = Checkpoint.read(resume_path) if resume_path is not None else None
-    if checkpoint is None:
-        _refuse_existing_run(out_dir)
+    point = open_resume(resume, out_dir)
+    if point is None:
+        check_fresh_folder(out_dir)
     if config.batch_size % ctx.world_size:
         raise ValueError(f"batch_size {config.batch_size} (the global batch) must be divisible "
                          f"by the number of processes ({ctx.world_size})")
-
-    # ---- data
     show_progress = ctx.is_main and (
         config.progress if config.progress is not None else sys.stderr.isatty())
     train_split, val_split, root, loader = load_data(config, ctx, train_split, val_split,
                                                      show_progress)
-    mean, std = list(TINYIMAGENET_MEAN), list(TINYIMAGENET_STD)
-
-    # ---- model and the parts of a step
-    torch.manual_seed(config.seed)
-    classes = list(train_split.classes)
-    image_size = int(train_split.images.shape[-1])
-    model, model_kwargs, old_config, init_message = build_model(
-        config, checkpoint, resume_path, classes, image_size, ctx.world_size)
-    step, plan = build_step(config, model, len(loader), classes, device, ctx.rank, mean, std)
-    run = _Run(config=config, ctx=ctx, step=step, loader=loader, val_split=val_split,
-               normalize=BatchAugment(train=False, crop="none", flip=False, mean=mean, std=std),
-               model_kwargs=model_kwargs, classes=classes,
-               class_names=list(train_split.class_names), image_size=image_size, mean=mean,
-               std=std, plan=plan, out_dir=out_dir)
-    if config.ema:
-        run.ema = ModelEma(model, decay=config.ema_decay)
-        run.ema_model = run.ema.module
-        step.after_optimizer_step.append(lambda done: _update_ema(run, done))
-    if checkpoint is not None and resume_path is not None and old_config is not None:
-        _restore(run, checkpoint, resume_path, old_config)
-        if run.ema is not None and checkpoint.ema_state is not None:
-            run.ema.updates = checkpoint.global_step  # one EMA update per optimizer step
-    if init_message is not None:
-        run.say(init_message)
-    if ctx.distributed:
-        from torch.nn.parallel import DistributedDataParallel
-
-        step.forward = DistributedDataParallel(
-            model, device_ids=[device.index] if device.type == "cuda" else None)
-    if config.compile:
-        step.forward = torch.compile(step.forward)  # type: ignore[assignment]
+    run = _start_run(config, ctx, point, train_split, val_split, loader)
 
     # ---- files: the run folder, metrics.jsonl cut back to the checkpoint
     log = MetricLog(out_dir / "metrics.jsonl")
     if ctx.is_main:
         out_dir.mkdir(parents=True, exist_ok=True)
         clean_stale_temps(out_dir)
-        if checkpoint is not None and log.path.exists():
+        if point is not None and log.path.exists():
             log.rewrite(run.history)  # drop rows written after the checkpoint we resume from
     run.say(f"training {config.model} width {config.width} (total stride {config.total_stride}) "
-            f"on {len(train_split.labels)} images of {len(classes)} classes, {ctx.world_size} "
-            f"process(es) on {device.type}, {precision_name(step.dtype)}, global batch "
-            f"{config.batch_size}, peak lr {config.peak_lr:g}, {len(loader)} steps/epoch")
+            f"on {len(train_split.labels)} images of {len(run.classes)} classes, "
+            f"{ctx.world_size} process(es) on {ctx.device.type}, {precision_name(run.step.dtype)}"
+            f", global batch {config.batch_size}, peak lr {config.peak_lr:g}, {len(loader)} "
+            "steps/epoch")
 
     # ---- the epochs
     stop = StopFlag()
@@ -260,7 +133,7 @@ def _train(config: TrainConfig, ctx: DistContext, resume: str | Path | bool | No
         for epoch in range(run.start_epoch, config.epochs):
             sums, seconds, images_seen = _train_epoch(run, epoch, stop, hooks, show_progress)
             _end_epoch(run, epoch, sums, seconds, images_seen, log)
-            stopping = all_reduce_flag(stop.requested, device) if ctx.distributed else (
+            stopping = all_reduce_flag(stop.requested, ctx.device) if ctx.distributed else (
                 stop.requested)
             if stopping and epoch + 1 < config.epochs:
                 raise TrainingInterrupted(run.last_path, epoch + 1, 0)
@@ -269,7 +142,43 @@ def _train(config: TrainConfig, ctx: DistContext, resume: str | Path | bool | No
     return _finish(run, root, log)
 
 
-def _write_int8(run: _Run) -> Path:
+def _start_run(config: TrainConfig, ctx: DistContext, point: ResumePoint | None,
+               train_split: DataSplit, val_split: DataSplit, loader: Any) -> RunState:
+    """The model, the step's parts and the run state, restored from ``point`` if resuming."""
+    from ..data import TINYIMAGENET_MEAN, TINYIMAGENET_STD, BatchAugment
+
+    mean, std = list(TINYIMAGENET_MEAN), list(TINYIMAGENET_STD)
+    torch.manual_seed(config.seed)
+    classes = list(train_split.classes)
+    image_size = int(train_split.images.shape[-1])
+    model, model_kwargs, init_message = build_model(config, point, classes, image_size,
+                                                    ctx.world_size)
+    step, plan = build_step(config, model, len(loader), classes, ctx.device, ctx.rank, mean, std)
+    run = RunState(config=config, ctx=ctx, step=step, loader=loader, val_split=val_split,
+                   normalize=BatchAugment(train=False, crop="none", flip=False, mean=mean,
+                                          std=std),
+                   model_kwargs=model_kwargs, classes=classes,
+                   class_names=list(train_split.class_names), image_size=image_size,
+                   mean=mean, std=std, plan=plan, out_dir=Path(config.out_dir))
+    if config.ema:
+        run.ema = ModelEma(model, decay=config.ema_decay)
+        run.ema_model = run.ema.module
+        step.after_optimizer_step.append(lambda done: _update_ema(run, done))
+    if point is not None:
+        restore(run, point)
+    if init_message is not None:
+        run.say(init_message)
+    if ctx.distributed:
+        from torch.nn.parallel import DistributedDataParallel
+
+        step.forward = DistributedDataParallel(
+            model, device_ids=[ctx.device.index] if ctx.device.type == "cuda" else None)
+    if config.compile:
+        step.forward = torch.compile(step.forward)  # type: ignore[assignment]
+    return run
+
+
+def _write_int8(run: RunState) -> Path:
     """After a ``--qat`` run: the int8 ONNX model, calibrated on a few training batches."""
     from ..deploy.qat import convert_qat
 
@@ -284,69 +193,7 @@ def _write_int8(run: _Run) -> Path:
     return path
 
 
-def _refuse_existing_run(out_dir: Path) -> None:
-    """A fresh run never writes into a folder that holds another run's checkpoints."""
-    if (out_dir / "last.pt").exists():
-        raise ValueError(
-            f"{out_dir} already holds a run ({out_dir / 'last.pt'}); continue it with --resume, "
-            "or choose another --out folder (nothing was overwritten)"
-        )
-    if (out_dir / "best.pt").exists():
-        raise ValueError(
-            f"{out_dir} holds {out_dir / 'best.pt'} but no last.pt (an earlier run stopped "
-            "before its first checkpoint, or files were moved); move best.pt away or choose "
-            "another --out folder (nothing was overwritten)"
-        )
-
-
-def _restore(run: _Run, checkpoint: Checkpoint, path: Path, old_config: TrainConfig) -> None:
-    """Put the checkpoint's training state into ``run``; re-plan the schedule if it changed."""
-    step, config = run.step, run.config
-    if checkpoint.global_step > run.plan["total_steps"]:
-        done = math.ceil(checkpoint.global_step / run.plan["steps_per_epoch"])
-        raise CheckpointError(path, f"has already trained {checkpoint.global_step} steps "
-                              f"(epoch {checkpoint.epoch}); --epochs must be at least {done}")
-    changes = changed_options(old_config, config)
-    saved_plan = checkpoint.schedule or plan_schedule(old_config, run.plan["steps_per_epoch"])
-    try:
-        step.optimizer.load_state_dict(checkpoint.optimizer or {})
-        if saved_plan == run.plan:
-            step.scheduler.load_state_dict(checkpoint.scheduler or {})
-        else:
-            step.scheduler = replan_schedule(step.optimizer, run.plan, checkpoint.global_step)
-        if checkpoint.scaler:
-            step.scaler.load_state_dict(checkpoint.scaler)
-        rng = checkpoint.rng or {}
-        torch.set_rng_state(rng["torch"])
-        if run.ctx.device.type == "cuda" and rng.get("cuda") is not None:
-            torch.cuda.set_rng_state(rng["cuda"], run.ctx.device)
-        if step.generator is not None and run.ctx.rank < len(rng["augment"]):
-            step.generator.set_state(rng["augment"][run.ctx.rank])
-        if run.ema_model is not None and checkpoint.ema_state is not None:
-            run.ema_model.load_state_dict(checkpoint.ema_state)
-    except (KeyError, ValueError, RuntimeError, TypeError, IndexError) as error:
-        raise CheckpointError(path, f"training state cannot be restored: {error}") from None
-    run.history = list(checkpoint.history)
-    run.best_top1 = float(checkpoint.best_val_top1)
-    run.start_epoch, run.start_step = checkpoint.epoch, checkpoint.step_in_epoch
-    run.global_step = checkpoint.global_step
-    run.resumes = list(checkpoint.resumes)
-    if run.start_step and checkpoint.partial_train is not None:
-        partial = checkpoint.partial_train.to(torch.float64).flatten()
-        run.partial = torch.cat([partial, torch.zeros(4 - partial.numel(),
-                                                      dtype=torch.float64)])[:4]
-    run.say(f"resumed from {path} at epoch {run.start_epoch + 1}"
-            + (f", step {run.start_step}" if run.start_step else ""))
-    if changes:
-        run.resumes.append({"global_step": run.global_step, "changed": changes})
-        described = ", ".join(f"{key} {old!r} -> {new!r}" for key, (old, new) in changes.items())
-        replanned = saved_plan != run.plan
-        run.say(f"applying changed options: {described}"
-                + (f" (learning-rate schedule re-planned: {run.plan['total_steps']} steps, "
-                   f"continuing at step {run.global_step})" if replanned else ""))
-
-
-def _update_ema(run: _Run, step: TrainStep) -> None:
+def _update_ema(run: RunState, step: TrainStep) -> None:
     assert run.ema is not None
     run.ema.update(step.model)
 
@@ -362,7 +209,7 @@ def _progress_bar(enabled: bool, total: int, description: str) -> Any:
     return tqdm(total=total, desc=description, unit="step", leave=False, dynamic_ncols=True)
 
 
-def _check_finite(run: _Run, bad_steps: torch.Tensor, epoch: int, step: int) -> None:
+def _check_finite(run: RunState, bad_steps: torch.Tensor, epoch: int, step: int) -> None:
     """Stop (saving nothing) if a step's loss was NaN/inf on any process."""
     if run.config.skip_nonfinite:
         return
@@ -371,7 +218,7 @@ def _check_finite(run: _Run, bad_steps: torch.Tensor, epoch: int, step: int) -> 
         raise TrainingDiverged(epoch, step, run.last_path if run.last_path.exists() else None)
 
 
-def _train_epoch(run: _Run, epoch: int, stop: StopFlag, hooks: TrainHooks,
+def _train_epoch(run: RunState, epoch: int, stop: StopFlag, hooks: TrainHooks,
                  show_progress: bool) -> tuple[torch.Tensor, float, int]:
     """The steps of one epoch; returns the sums (loss, correct, samples, non-finite steps)."""
     config, device = run.config, run.ctx.device
@@ -413,7 +260,7 @@ def _train_epoch(run: _Run, epoch: int, stop: StopFlag, hooks: TrainHooks,
                                     f"acc {100 * values[1] / max(values[2], 1):.1f}% "
                                     f"{rate:.0f} img/s")
         if (hooks.interrupt_after_steps is not None and not stop.requested
-                and run.global_step - _steps_at_start(run) >= hooks.interrupt_after_steps):
+                and run.global_step - run.steps_at_start >= hooks.interrupt_after_steps):
             stop.requested, stop.signal_name = True, "interrupt_after_steps"
         if all_reduce_flag(stop.requested, device) if run.ctx.distributed else stop.requested:
             if bar is not None:
@@ -426,11 +273,7 @@ def _train_epoch(run: _Run, epoch: int, stop: StopFlag, hooks: TrainHooks,
     return sums, time.perf_counter() - started, images_seen
 
 
-def _steps_at_start(run: _Run) -> int:
-    return run.start_epoch * run.plan["steps_per_epoch"] + run.start_step
-
-
-def _end_epoch(run: _Run, epoch: int, sums: torch.Tensor, seconds: float, images_seen: int,
+def _end_epoch(run: RunState, epoch: int, sums: torch.Tensor, seconds: float, images_seen: int,
                log: MetricLog) -> None:
     """Reduce the train sums, evaluate, check, checkpoint (first), then log the row."""
     config, ctx = run.config, run.ctx
@@ -484,7 +327,7 @@ def _end_epoch(run: _Run, epoch: int, sums: torch.Tensor, seconds: float, images
             + ("  *best" if improved else ""))
 
 
-def _checkpoint(run: _Run, epoch: int, step_in_epoch: int, partial: torch.Tensor
+def _checkpoint(run: RunState, epoch: int, step_in_epoch: int, partial: torch.Tensor
                 ) -> Checkpoint:
     """The run's state as a :class:`Checkpoint` (a collective under DDP: call on every rank)."""
     step, device = run.step, run.ctx.device
@@ -502,12 +345,12 @@ def _checkpoint(run: _Run, epoch: int, step_in_epoch: int, partial: torch.Tensor
              "cuda": torch.cuda.get_rng_state(device) if device.type == "cuda" else None,
              "augment": augment_states},
         partial_train=partial.clone(), history=list(run.history),
-        best_val_top1=run.best_top1, world_size=run.ctx.world_size, schedule=dict(run.plan),
+        best_val_top1=run.best_top1, world_size=run.ctx.world_size, schedule=run.plan.to_dict(),
         resumes=list(run.resumes),
     )
 
 
-def _save(run: _Run, checkpoint: Checkpoint, best: bool) -> None:
+def _save(run: RunState, checkpoint: Checkpoint, best: bool) -> None:
     """Write last.pt (and best.pt) on rank 0, after checking the weights are finite."""
     if not all_finite(run.step.model):
         epoch = checkpoint.epoch if checkpoint.step_in_epoch else checkpoint.epoch - 1
@@ -527,7 +370,7 @@ def _save(run: _Run, checkpoint: Checkpoint, best: bool) -> None:
                           json.dumps(run.config.to_dict(), indent=2) + "\n")
 
 
-def _finish(run: _Run, root: Path | None, log: MetricLog) -> TrainResult:
+def _finish(run: RunState, root: Path | None, log: MetricLog) -> TrainResult:
     """Check the processes agree, draw the curves, write result.json."""
     checksums = gather_strings(model_checksum(run.step.model))
     if run.ctx.distributed and len(set(checksums)) != 1:

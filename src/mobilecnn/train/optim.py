@@ -1,4 +1,5 @@
-"""Optimizers without weight decay on norm/bias parameters, and the warmup + cosine schedule."""
+"""Optimizers without weight decay on norm/bias parameters (the learning-rate schedule is in
+:mod:`~mobilecnn.train.schedule`)."""
 
 from __future__ import annotations
 
@@ -6,6 +7,8 @@ from typing import Any
 
 import torch
 from torch import nn
+
+from .schedule import build_scheduler  # its home is schedule.py; kept importable from here
 
 __all__ = ["build_optimizer", "build_scheduler", "param_groups"]
 
@@ -52,26 +55,3 @@ def build_optimizer(
     if name == "rmsprop":
         return torch.optim.RMSprop(groups, lr=lr, alpha=0.9, eps=0.0316, momentum=momentum)
     raise ValueError(f"optimizer must be one of sgd, adamw, rmsprop; got {name!r}")
-
-
-def build_scheduler(
-    optimizer: torch.optim.Optimizer, total_steps: int, warmup_steps: int
-) -> torch.optim.lr_scheduler.LRScheduler:
-    """Linear warmup from ``1/warmup_steps`` of the peak to the peak, then cosine to zero.
-
-    Stepped once per optimizer step, so the schedule does not depend on the epoch length.
-    """
-    if total_steps < 1:
-        raise ValueError(f"total_steps must be >= 1, got {total_steps}")
-    warmup_steps = max(0, min(warmup_steps, total_steps - 1))
-    cosine = torch.optim.lr_scheduler.CosineAnnealingLR(
-        optimizer, T_max=max(1, total_steps - warmup_steps)
-    )
-    if warmup_steps == 0:
-        return cosine
-    warmup = torch.optim.lr_scheduler.LinearLR(
-        optimizer, start_factor=1.0 / warmup_steps, end_factor=1.0, total_iters=warmup_steps
-    )
-    return torch.optim.lr_scheduler.SequentialLR(
-        optimizer, schedulers=[warmup, cosine], milestones=[warmup_steps]
-    )

@@ -1,32 +1,39 @@
-"""Resuming a run: which checkpoint, is it compatible, what changed, restoring the state.
+"""Resuming a run: which checkpoint (:func:`open_resume`), is it compatible, what changed, and
+putting its state back (:func:`restore`).
 
 Changed options are either applied and recorded (``Checkpoint.resumes`` and config.json) or
 refused with a one-line :class:`CheckpointError`; nothing is shown and then ignored. Options
 that shape the learning-rate schedule (``epochs``, ``lr``, ``warmup_epochs``, ``weight_decay``,
-``momentum``, or a different number of steps per epoch) re-plan it: the run continues at its
-current optimizer step of the schedule it would have had with the new values from the start.
+``momentum``, or a different number of steps per epoch) re-plan it
+(:func:`~mobilecnn.train.schedule.resume_plan`): the run continues from the optimizer steps it
+has taken, and the learning rate reaches zero with its last step.
 """
 
 from __future__ import annotations
 
+import os
 import sys
-import warnings
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import torch
 
+from ..models import create_model
 from .checkpoints import Checkpoint, CheckpointError
 from .config import TrainConfig
-from .optim import build_scheduler
+from .schedule import SchedulePlan, plan_schedule, replan_schedule, resume_plan
+from .state import RunState
 
 __all__ = [
     "REFUSED_CHANGES",
+    "ResumePoint",
     "changed_options",
     "check_resume_compatible",
-    "plan_schedule",
-    "replan_schedule",
-    "resolve_resume_path",
+    "open_resume",
+    "restore",
+    "resumed_model",
+    "saved_config",
 ]
 
 REFUSED_CHANGES = ("batch_size", "optimizer", "seed")
@@ -34,26 +41,38 @@ REFUSED_CHANGES = ("batch_size", "optimizer", "seed")
 _NOT_RECORDED = ("progress", "out_dir")  # where the run is, not how it trains
 
 
-def resolve_resume_path(resume: str | Path | bool | None, out_dir: Path) -> Path | None:
-    """``True``/``"last"`` -> ``<out_dir>/last.pt`` (which must exist); a path as given."""
+@dataclass(frozen=True)
+class ResumePoint:
+    """A checkpoint to continue, read once: its file, contents and training config."""
+
+    path: Path
+    checkpoint: Checkpoint
+    config: TrainConfig
+
+
+def open_resume(resume: str | os.PathLike[str] | bool | ResumePoint | None,
+                out_dir: str | os.PathLike[str]) -> ResumePoint | None:
+    """The checkpoint ``resume`` names, read and checked to be resumable; None for no resume.
+
+    ``True`` or ``"last"`` means ``<out_dir>/last.pt`` (which must exist); any other value is
+    the checkpoint's path. A :class:`ResumePoint` is returned as it is (already read).
+    """
     if resume is None or resume is False:
         return None
+    if isinstance(resume, ResumePoint):
+        return resume
     if resume is True or str(resume) == "last":
-        path = out_dir / "last.pt"
+        path = Path(out_dir) / "last.pt"
         if not path.exists():
-            raise FileNotFoundError(f"nothing to resume: {path} does not exist; "
-                                    "start without --resume or pass --resume PATH")
-        return path
-    return Path(resume)
-
-
-def plan_schedule(config: TrainConfig, steps_per_epoch: int) -> dict[str, Any]:
-    """The learning-rate plan of ``config`` for ``steps_per_epoch`` (stored in checkpoints)."""
-    total = steps_per_epoch * config.epochs
-    return {"steps_per_epoch": steps_per_epoch, "total_steps": total,
-            "warmup_steps": round(config.warmup_epochs * steps_per_epoch),
-            "peak_lr": config.peak_lr, "weight_decay": config.effective_weight_decay,
-            "momentum": config.momentum}
+            raise FileNotFoundError(f"nothing to resume: {path} does not exist; pass --out DIR "
+                                    "of the run or --resume PATH, or start without --resume")
+    else:
+        path = Path(resume)
+    checkpoint = Checkpoint.read(path)
+    if not checkpoint.resumable:
+        raise CheckpointError(path, "holds only weights (no optimizer/config); it cannot be "
+                              "resumed, start a new run from it instead")
+    return ResumePoint(path, checkpoint, saved_config(checkpoint, path))
 
 
 def saved_config(checkpoint: Checkpoint, path: Path) -> TrainConfig:
@@ -68,14 +87,12 @@ def saved_config(checkpoint: Checkpoint, path: Path) -> TrainConfig:
             from None
 
 
-def check_resume_compatible(checkpoint: Checkpoint, config: TrainConfig, path: Path,
+def check_resume_compatible(point: ResumePoint, config: TrainConfig,
                             model_kwargs: dict[str, Any], classes: list[str],
-                            image_size: int, world_size: int) -> TrainConfig:
-    """Refuse what cannot be resumed; returns the checkpoint's own config."""
-    if not checkpoint.resumable:
-        raise CheckpointError(path, "holds only weights (no optimizer/config); it cannot be "
-                              "resumed, start a new run from it instead")
-    old = saved_config(checkpoint, path)
+                            image_size: int, world_size: int) -> None:
+    """Refuse what cannot be resumed: another model, classes, image size, batch, optimizer or
+    seed."""
+    checkpoint, path, old = point.checkpoint, point.path, point.config
     if checkpoint.model_name != config.model or checkpoint.model_kwargs != model_kwargs:
         raise CheckpointError(
             path,
@@ -97,7 +114,23 @@ def check_resume_compatible(checkpoint: Checkpoint, config: TrainConfig, path: P
         print(f"note: resuming a {checkpoint.world_size}-process run with {world_size} "
               "processes: same global batch, but the data order differs from the original run",
               file=sys.stderr)
-    return old
+
+
+def resumed_model(point: ResumePoint, config: TrainConfig, model_kwargs: dict[str, Any]
+                  ) -> Any:
+    """The model a resume continues: the checkpoint's (fake-quantized for ``--qat``)."""
+    if not config.qat:
+        return point.checkpoint.build_model(point.path)
+    from ..deploy.qat import prepare_qat
+
+    model = prepare_qat(create_model(config.model, **model_kwargs))
+    try:
+        model.load_state_dict(point.checkpoint.model)
+    except (RuntimeError, KeyError) as error:
+        detail = " ".join(str(error).split())[:200]
+        raise CheckpointError(point.path, f"is not a --qat run's checkpoint ({detail}); resume "
+                              "with the run's own --qat setting") from None
+    return model
 
 
 def changed_options(old: TrainConfig, new: TrainConfig) -> dict[str, list[Any]]:
@@ -107,21 +140,81 @@ def changed_options(old: TrainConfig, new: TrainConfig) -> dict[str, list[Any]]:
             if key not in _NOT_RECORDED and before.get(key) != after[key]}
 
 
-def replan_schedule(optimizer: torch.optim.Optimizer, plan: dict[str, Any],
-                    global_step: int) -> Any:
-    """A scheduler for ``plan`` positioned at ``global_step``; the optimizer takes the plan's
-    peak lr (times each group's ``lr_scale``), weight decay (groups that decay; norm/bias keep
-    none) and momentum."""
-    for index, group in enumerate(optimizer.param_groups):
-        group["lr"] = plan["peak_lr"] * group.get("lr_scale", 1.0)
-        group.pop("initial_lr", None)
-        if group.get("decays", index == 0):
-            group["weight_decay"] = plan["weight_decay"]
-        if "momentum" in group:
-            group["momentum"] = plan["momentum"]
-    scheduler = build_scheduler(optimizer, plan["total_steps"], plan["warmup_steps"])
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")  # "scheduler.step() before optimizer.step()"
-        for _ in range(global_step):
-            scheduler.step()
-    return scheduler
+def restore(run: RunState, point: ResumePoint) -> None:
+    """Put the checkpoint's training state into ``run``, on the schedule it now follows."""
+    checkpoint, config = point.checkpoint, run.config
+    steps_per_epoch = run.plan.steps_per_epoch
+    saved = (SchedulePlan.from_dict(checkpoint.schedule)
+             or plan_schedule(point.config, steps_per_epoch))
+    start_epoch, start_step = checkpoint.epoch, checkpoint.step_in_epoch
+    # a different epoch length (the data changed): the interrupted epoch starts over
+    restarted = bool(start_step) and (saved.steps_per_epoch != steps_per_epoch
+                                      or start_step >= steps_per_epoch)
+    if restarted:
+        start_step = 0
+    needed = start_epoch + (1 if start_step or restarted else 0)
+    if config.epochs < needed:
+        within = (f", step {checkpoint.step_in_epoch} of epoch {start_epoch + 1}"
+                  if checkpoint.step_in_epoch else "")
+        raise CheckpointError(point.path, f"has already trained {checkpoint.global_step} steps "
+                              f"(epoch {checkpoint.epoch}{within}); --epochs must be at least "
+                              f"{needed}")
+    steps_left = (config.epochs - start_epoch) * steps_per_epoch - start_step
+    run.plan = resume_plan(config, saved, steps_per_epoch, checkpoint.global_step, steps_left)
+    _load_states(run, point, replan=run.plan != saved)
+    run.history = list(checkpoint.history)
+    run.best_top1 = float(checkpoint.best_val_top1)
+    run.start_epoch, run.start_step = start_epoch, start_step
+    run.global_step = run.steps_at_start = checkpoint.global_step
+    run.resumes = list(checkpoint.resumes)
+    if start_step and checkpoint.partial_train is not None:
+        partial = checkpoint.partial_train.to(torch.float64).flatten()
+        run.partial = torch.cat([partial, torch.zeros(4 - partial.numel(),
+                                                      dtype=torch.float64)])[:4]
+    _announce(run, point, saved, restarted)
+
+
+def _load_states(run: RunState, point: ResumePoint, replan: bool) -> None:
+    """Optimizer, scheduler (or a re-planned one), scaler, RNG streams and EMA weights."""
+    checkpoint, step = point.checkpoint, run.step
+    try:
+        step.optimizer.load_state_dict(checkpoint.optimizer or {})
+        if replan:
+            step.scheduler = replan_schedule(step.optimizer, run.plan, checkpoint.global_step)
+        else:
+            step.scheduler.load_state_dict(checkpoint.scheduler or {})
+        if checkpoint.scaler:
+            step.scaler.load_state_dict(checkpoint.scaler)
+        rng = checkpoint.rng or {}
+        torch.set_rng_state(rng["torch"])
+        if run.ctx.device.type == "cuda" and rng.get("cuda") is not None:
+            torch.cuda.set_rng_state(rng["cuda"], run.ctx.device)
+        if step.generator is not None and run.ctx.rank < len(rng["augment"]):
+            step.generator.set_state(rng["augment"][run.ctx.rank])
+        if run.ema_model is not None and checkpoint.ema_state is not None:
+            run.ema_model.load_state_dict(checkpoint.ema_state)
+    except (KeyError, ValueError, RuntimeError, TypeError, IndexError) as error:
+        raise CheckpointError(point.path, f"training state cannot be restored: {error}") \
+            from None
+    if run.ema is not None and checkpoint.ema_state is not None:
+        run.ema.updates = checkpoint.global_step  # one EMA update per optimizer step
+
+
+def _announce(run: RunState, point: ResumePoint, saved: SchedulePlan, restarted: bool) -> None:
+    """Say where the run continues, and record and print what changed."""
+    run.say(f"resumed from {point.path} at epoch {run.start_epoch + 1}"
+            + (f", step {run.start_step}" if run.start_step else ""))
+    if restarted:
+        run.say(f"note: the data now gives {run.plan.steps_per_epoch} steps per epoch (the "
+                f"checkpoint's run had {saved.steps_per_epoch}): epoch {run.start_epoch + 1} "
+                "starts over")
+    changes = changed_options(point.config, run.config)
+    replanned = (f"learning-rate schedule re-planned: {run.plan.total_steps} steps, "
+                 f"continuing at step {run.global_step}") if run.plan != saved else ""
+    if changes:
+        run.resumes.append({"global_step": run.global_step, "changed": changes})
+        described = ", ".join(f"{key} {old!r} -> {new!r}" for key, (old, new) in changes.items())
+        run.say(f"applying changed options: {described}"
+                + (f" ({replanned})" if replanned else ""))
+    elif replanned:
+        run.say(f"note: {replanned}")

@@ -7,18 +7,17 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from torch import nn
 
 from ..models import MobileNetBase, create_model
 from ..models.freeze import freeze_backbone
-from .checkpoints import Checkpoint, CheckpointError
 from .config import TrainConfig
 from .distributed import DistContext
 from .finetune import layerwise_lr_groups, load_init
 from .ingredients import build_ingredients
-from .optim import build_optimizer, build_scheduler
+from .optim import build_optimizer
 from .precision import autocast_dtype
-from .resume import check_resume_compatible, plan_schedule
+from .resume import ResumePoint, check_resume_compatible, resumed_model
+from .schedule import SchedulePlan, build_scheduler, plan_schedule
 from .splits import DataSplit, load_splits
 from .step import TrainStep
 
@@ -44,30 +43,30 @@ def load_data(config: TrainConfig, ctx: DistContext, train_split: DataSplit | No
     return train_split, val_split, root, loader
 
 
-def build_model(config: TrainConfig, checkpoint: Checkpoint | None, resume_path: Path | None,
-                classes: list[str], image_size: int, world_size: int
-                ) -> tuple[Any, dict[str, Any], TrainConfig | None, str | None]:
-    """The model to train: rebuilt from the checkpoint a resume continues (after checking the
-    run is compatible), else new, optionally initialized (``--init``) and fake-quantized
-    (``--qat``). Returns it with its kwargs, the resumed run's config and the init message."""
+def build_model(config: TrainConfig, point: ResumePoint | None, classes: list[str],
+                image_size: int, world_size: int
+                ) -> tuple[Any, dict[str, Any], str | None]:
+    """The model to train: the checkpoint's when resuming (after checking the run is
+    compatible), else new, optionally initialized (``--init``) and fake-quantized (``--qat``).
+    Returns it with its kwargs and the init message."""
     model_kwargs: dict[str, Any] = {"num_classes": len(classes), "width_mult": config.width,
                                     "total_stride": config.total_stride,
                                     "dropout": config.dropout}
-    if checkpoint is not None and resume_path is not None:
-        old_config = check_resume_compatible(checkpoint, config, resume_path, model_kwargs,
-                                             classes, image_size, world_size)
-        model = (qat_model_from_checkpoint(config, model_kwargs, checkpoint, resume_path)
-                 if config.qat else checkpoint.build_model(resume_path))
-        return model, model_kwargs, old_config, None
-    model = create_model(config.model, **model_kwargs)
+    if point is not None:
+        check_resume_compatible(point, config, model_kwargs, classes, image_size, world_size)
+        return resumed_model(point, config, model_kwargs), model_kwargs, None
+    model: Any = create_model(config.model, **model_kwargs)
     init_message = load_init(model, config.init, classes) if config.init is not None else None
     if config.qat:
-        model = prepare_qat_model(model)
-    return model, model_kwargs, None, init_message
+        from ..deploy.qat import prepare_qat
+
+        model = prepare_qat(model)
+    return model, model_kwargs, init_message
+
 
 def build_step(config: TrainConfig, model: MobileNetBase, steps_per_epoch: int, classes: list[str],
                 device: torch.device, rank: int, mean: list[float],
-                std: list[float]) -> tuple[TrainStep, dict[str, Any]]:
+                std: list[float]) -> tuple[TrainStep, SchedulePlan]:
     """Everything one optimizer step needs, on ``device``, and the learning-rate plan."""
     from ..data import BatchAugment
 
@@ -87,7 +86,7 @@ def build_step(config: TrainConfig, model: MobileNetBase, steps_per_epoch: int, 
     ingredients = build_ingredients(config, len(classes), classes, device)
     step = TrainStep(
         model=model, forward=model, optimizer=optimizer,
-        scheduler=build_scheduler(optimizer, plan["total_steps"], plan["warmup_steps"]),
+        scheduler=build_scheduler(optimizer, plan.total_steps, plan.warmup_steps),
         scaler=torch.amp.GradScaler(device.type, enabled=dtype == torch.float16),
         criterion=ingredients.criterion,
         augment=BatchAugment(train=True, crop=config.crop, flip=config.flip, mean=mean, std=std,
@@ -98,24 +97,3 @@ def build_step(config: TrainConfig, model: MobileNetBase, steps_per_epoch: int, 
         mix=ingredients.mix, teacher=ingredients.teacher, distill_alpha=config.distill_alpha,
         distill_temperature=config.distill_temperature)
     return step, plan
-
-
-def prepare_qat_model(model: nn.Module) -> Any:
-    """The fake-quantized copy of ``model`` that a ``--qat`` run trains."""
-    from ..deploy.qat import prepare_qat
-
-    return prepare_qat(model)
-
-
-def qat_model_from_checkpoint(config: TrainConfig, model_kwargs: dict[str, Any],
-                              checkpoint: Checkpoint, path: Path) -> Any:
-    """A ``--qat`` run's model rebuilt from its checkpoint (fake-quantized weights)."""
-    model = prepare_qat_model(create_model(config.model, **model_kwargs))
-    try:
-        model.load_state_dict(checkpoint.model)
-    except (RuntimeError, KeyError) as error:
-        detail = " ".join(str(error).split())[:200]
-        raise CheckpointError(path, f"is not a --qat run's checkpoint ({detail}); resume with "
-                              "the run's own --qat setting") from None
-    return model
-
