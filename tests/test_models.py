@@ -270,6 +270,8 @@ BAD_ARGUMENTS = [
     ({"drop_rate": 1.0}, ValueError, r"drop_rate must be in \[0, 1\), got 1.0"),
     ({"drop_rate": "0.1"}, TypeError, "drop_rate must be a number"),
     ({"total_stride": 4}, ValueError, "total_stride must be one of"),
+    ({"width_mult": 1e6}, ValueError, r"width_mult must be at most 10 \("),
+    ({"num_classes": 10**9}, ValueError, r"num_classes must be at most 100,000 \("),
 ]
 
 

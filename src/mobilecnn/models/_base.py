@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Any, ClassVar, TypedDict
 import torch
 from torch import nn
 
+from ..limits import NUM_CLASSES
 from .checkpointing import checkpoint_layers
 from .checks import check_common_args, check_count, check_images, check_variant, is_symbolic
 from .freeze import freeze_backbone, unfreeze_backbone
@@ -179,7 +180,10 @@ class MobileNetBase(nn.Module):
                 nn.init.zeros_(module.bias)
 
     def _check_input(self, x: torch.Tensor) -> None:
-        if torch.jit.is_scripting() or not is_symbolic(x):
+        # two branches: TorchScript compiles only the first (is_scripting() is a constant there)
+        if torch.jit.is_scripting():  # noqa: SIM114
+            check_images(x, self.in_channels)
+        elif not is_symbolic(x):
             check_images(x, self.in_channels)
 
     def forward_features(self, x: torch.Tensor) -> torch.Tensor:
@@ -216,7 +220,7 @@ class MobileNetBase(nn.Module):
     def reset_classifier(self, num_classes: int) -> None:
         """Replace the last layer with a freshly initialized ``Linear(head_hidden_size,
         num_classes)``, or with ``nn.Identity`` for ``num_classes=0`` (pooled features)."""
-        num_classes = check_count(num_classes, "num_classes", minimum=0)
+        num_classes = check_count(num_classes, "num_classes", minimum=0, limit=NUM_CLASSES)
         old = self.classifier[-1]
         self.classifier[-1] = self._new_linear(self.head_hidden_size, num_classes, like=old)
         self.classifier[-1].train(self.training)

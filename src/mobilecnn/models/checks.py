@@ -21,6 +21,7 @@ import torch
 from torch import nn
 
 from ..layers import ActivationFactory
+from ..limits import CHANNELS, NUM_CLASSES, WIDTH, Limit, check_size
 
 __all__ = [
     "ACTIVATIONS",
@@ -51,13 +52,16 @@ def _kind(value: object) -> str:
     return type(value).__name__
 
 
-def check_count(value: object, name: str, minimum: int = 1) -> int:
-    """``value`` as an int if it is an integer >= ``minimum`` (bool is not an integer)."""
+def check_count(value: object, name: str, minimum: int = 1, limit: Limit | None = None) -> int:
+    """``value`` as an int if it is an integer >= ``minimum`` (bool is not an integer) and, when
+    given, no larger than ``limit`` (one of :mod:`mobilecnn.limits`)."""
     if isinstance(value, bool) or not isinstance(value, numbers.Integral):
         raise TypeError(f"{name} must be an integer >= {minimum}, got {value!r} "
                         f"({_kind(value)})")
     if int(value) < minimum:
         raise ValueError(f"{name} must be an integer >= {minimum}, got {value!r}")
+    if limit is not None and int(value) > 0:
+        check_size(name, int(value), limit)
     return int(value)
 
 
@@ -69,7 +73,7 @@ def check_width_mult(width_mult: object) -> float:
     if not (math.isfinite(width_mult) and float(width_mult) > 0):
         raise ValueError(f"width_mult must be a finite number > 0 such as 1.0 or 0.5, got "
                          f"{width_mult!r}")
-    return float(width_mult)
+    return check_size("width_mult", float(width_mult), WIDTH)
 
 
 def check_drop_rate(value: object, name: str = "dropout") -> float:
@@ -86,9 +90,9 @@ def check_common_args(num_classes: object, width_mult: object, in_channels: obje
     """Raise TypeError/ValueError naming the first invalid constructor argument.
 
     ``num_classes=0`` is valid: the model then returns pooled features (no classifier)."""
-    check_count(num_classes, "num_classes", minimum=0)
+    check_count(num_classes, "num_classes", minimum=0, limit=NUM_CLASSES)
     check_width_mult(width_mult)
-    check_count(in_channels, "in_channels")
+    check_count(in_channels, "in_channels", limit=CHANNELS)
     check_drop_rate(dropout)
 
 

@@ -10,6 +10,7 @@ from collections.abc import Callable, Sequence
 from functools import partial
 from typing import Any, Literal, overload
 
+from ..limits import NUM_CLASSES
 from ._base import MobileNetBase
 from .checks import check_count, check_drop_rate
 from .features import FeatureExtractor
@@ -118,7 +119,8 @@ def create_model(
         raise ValueError("out_indices selects the levels of features_only=True; pass "
                          "features_only=True too, or drop out_indices")
     if num_classes is not None:
-        model_kwargs["num_classes"] = check_count(num_classes, "num_classes", minimum=0)
+        model_kwargs["num_classes"] = check_count(num_classes, "num_classes", minimum=0,
+                                                  limit=NUM_CLASSES)
     _renamed(model_kwargs, "in_chans", in_chans, "in_channels")
     if drop_rate is not None:
         _renamed(model_kwargs, "drop_rate", check_drop_rate(drop_rate, "drop_rate"), "dropout")
