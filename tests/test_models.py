@@ -138,10 +138,11 @@ def test_export_with_dynamic_batch_height_and_width(name: str) -> None:
     from torch.export import Dim
 
     model = randomize_norm_statistics(build(name)).eval()
-    dynamic = {"x": {0: Dim("batch", min=1, max=64), 2: Dim("height", min=32, max=512),
-                     3: Dim("width", min=32, max=512)}}
+    # above 32 pixels the last map is at least 2x2: torch.export specializes sizes of 1
+    dynamic = {"x": {0: Dim("batch", min=1, max=64), 2: Dim("height", min=33, max=512),
+                     3: Dim("width", min=33, max=512)}}
     exported = torch.export.export(model, (torch.randn(2, 3, 64, 64),), dynamic_shapes=dynamic)
-    for shape in [(1, 3, 32, 48), (3, 3, 70, 96)]:
+    for shape in [(1, 3, 40, 48), (3, 3, 70, 96)]:
         x = torch.randn(shape)
         with torch.no_grad():
             torch.testing.assert_close(exported.module()(x), model(x))
