@@ -107,7 +107,7 @@ def test_imports_point_down() -> None:
 
 
 # Files still over the limit, each waiting for its split; the list only shrinks.
-OVER_THE_LIMIT = {"data/cache.py"}
+OVER_THE_LIMIT: set[str] = set()
 
 
 @pytest.mark.parametrize("path", sorted(SRC.rglob("*.py")), ids=lambda p: str(p.relative_to(SRC)))

@@ -54,6 +54,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                              "model name)")
     export.add_argument("--calibration-images", type=positive_int, default=256,
                         help="training images used for calibration (default 256)")
+    export.add_argument("--allow-nonfinite", action="store_true",
+                        help="export a checkpoint whose weights hold NaN or infinite values "
+                             "(refused by default: such a model predicts NaN)")
     export.set_defaults(func=run_export)
 
 
@@ -93,7 +96,8 @@ def load_source(args: argparse.Namespace) -> tuple[Any, int, str, dict | None]:
                        "already records its architecture")
     from ..train.checkpoints import load_model
 
-    model, checkpoint = load_model(path, map_location="cpu")
+    model, checkpoint = load_model(path, map_location="cpu",
+                                   allow_nonfinite=getattr(args, "allow_nonfinite", False))
     input_size = args.input_size or _checkpoint_input_size(checkpoint) or 224
     described = f"{checkpoint.get('model_name', type(model).__name__)} from {source}"
     return model, input_size, described, checkpoint

@@ -56,6 +56,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     evaluate.add_argument("--device", default="auto", help="auto (default), cpu, cuda, mps")
     evaluate.add_argument("--cache-dir", metavar="DIR", default=None,
                           help="decoded-image cache (default <data>/.mobilecnn_cache)")
+    evaluate.add_argument("--allow-nonfinite", action="store_true",
+                          help="use a checkpoint whose weights hold NaN or infinite values "
+                               "(refused by default: such a model predicts NaN)")
     evaluate.set_defaults(func=run_eval)
 
     predict = subparsers.add_parser(
@@ -67,6 +70,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     predict.add_argument("images", nargs="+", metavar="IMAGE", help="image files")
     predict.add_argument("--top-k", type=positive_int, default=5, help="default 5")
     predict.add_argument("--device", default="cpu", help="default cpu")
+    predict.add_argument("--allow-nonfinite", action="store_true",
+                         help="use a checkpoint whose weights hold NaN or infinite values "
+                              "(refused by default: such a model predicts NaN)")
     predict.set_defaults(func=run_predict)
 
     demo = subparsers.add_parser(
@@ -179,7 +185,8 @@ def run_eval(args: argparse.Namespace) -> int:
         checkpoint_path.parent / f"eval_{args.split}_per_class.csv")
     check_not_input(csv_path, [checkpoint_path], what="--per-class file")  # before the work
     device = pick_device(args.device)
-    model, checkpoint = load_model(checkpoint_path, map_location=device)
+    model, checkpoint = load_model(checkpoint_path, map_location=device,
+                                   allow_nonfinite=args.allow_nonfinite)
     split = load_cache(prepare_cache(args.data, args.split, cache_dir=args.cache_dir),
                        verify=False)  # prepare_cache just verified it
     if list(split.classes) != list(checkpoint["classes"]):
@@ -208,7 +215,8 @@ def run_predict(args: argparse.Namespace) -> int:
     from ..train.distributed import pick_device
     from ..train.predict import predict_images
 
-    model, checkpoint = load_model(args.checkpoint, map_location=pick_device(args.device))
+    model, checkpoint = load_model(args.checkpoint, map_location=pick_device(args.device),
+                                   allow_nonfinite=args.allow_nonfinite)
     for prediction in predict_images(model, checkpoint, args.images, top_k=args.top_k):
         print(f"{prediction.path}:")
         for rank, (wnid, name, probability) in enumerate(zip(

@@ -19,6 +19,7 @@ from .augment import TINYIMAGENET_MEAN, TINYIMAGENET_STD, BatchAugment, compute_
 from .cache import (
     CACHE_DIRNAME,
     CacheError,
+    CacheRebuiltWarning,
     DecodedSplit,
     cache_path,
     load_cache,
@@ -59,6 +60,7 @@ __all__ = [
     "TINYIMAGENET_STD",
     "BatchAugment",
     "CacheError",
+    "CacheRebuiltWarning",
     "CachedBatchLoader",
     "CorruptImageError",
     "DecodedSplit",

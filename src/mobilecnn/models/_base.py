@@ -150,11 +150,15 @@ class MobileNetBase(nn.Module):
         nn.init.zeros_(linear.bias)
         return linear
 
-    def _finish_init(self, architecture: str, total_stride: int) -> None:
-        """Initialize the weights and set ``pretrained_cfg``; the last call of ``__init__``."""
+    def _finish_init(self, architecture: str, total_stride: int,
+                     input_size: int | None = None) -> None:
+        """Initialize the weights and set ``pretrained_cfg`` (``input_size``: the model's image
+        size at ``total_stride=32``, 224 by default); the last call of ``__init__``."""
         self.feature_info = FeatureInfoList(self.feature_info)
         self._init_weights()
         size = DEFAULT_INPUT_SIZE[total_stride]
+        if input_size is not None and total_stride == 32:
+            size = input_size
         cfg: dict[str, Any] = {"architecture": architecture,
                                "input_size": (self.in_channels, size, size)}
         cfg.update(type(self).default_cfg)
@@ -191,9 +195,14 @@ class MobileNetBase(nn.Module):
         self._check_input(x)
         if torch.jit.is_scripting():
             return self.features(x)
-        if self.grad_checkpointing and torch.is_grad_enabled() and not is_symbolic(x):
+        if self._checkpointing(x):
             return checkpoint_layers(self.features, x)
         return self.features(x)
+
+    @torch.jit.unused
+    def _checkpointing(self, x: torch.Tensor) -> bool:
+        """Whether to checkpoint the blocks now (set, training with gradients, not tracing)."""
+        return self.grad_checkpointing and torch.is_grad_enabled() and not is_symbolic(x)
 
     def forward_head(self, x: torch.Tensor, pre_logits: bool = False) -> torch.Tensor:
         """Pool, ``head`` and classifier on the output of :meth:`forward_features`; with

@@ -18,7 +18,7 @@ import torch
 from torch import nn
 from torch.utils.checkpoint import checkpoint
 
-__all__ = ["checkpoint_layers"]
+__all__ = ["checkpoint_layers", "checkpoint_taps"]
 
 
 @contextmanager
@@ -44,3 +44,16 @@ def checkpoint_layers(layers: nn.Sequential, x: torch.Tensor) -> torch.Tensor:
     for layer in layers:
         x = checkpoint(layer, x, use_reentrant=False, context_fn=partial(_contexts, layer))
     return x
+
+
+def checkpoint_taps(layers: nn.Sequential, x: torch.Tensor, taps: list[int]
+                    ) -> list[torch.Tensor]:
+    """The outputs of ``layers[i]`` for each ``i`` in ``taps`` (increasing), checkpointed as
+    :func:`checkpoint_layers`; the layers after the last tap are not run."""
+    outputs: list[torch.Tensor] = []
+    start = 0
+    for tap in taps:
+        x = checkpoint_layers(layers[start: tap + 1], x)
+        outputs.append(x)
+        start = tap + 1
+    return outputs

@@ -18,13 +18,10 @@ import numbers
 from typing import Any
 
 import torch
-from torch import nn
 
-from ..layers import ActivationFactory
 from ..limits import CHANNELS, NUM_CLASSES, WIDTH, Limit, check_size
 
 __all__ = [
-    "ACTIVATIONS",
     "check_common_args",
     "check_count",
     "check_drop_rate",
@@ -32,20 +29,8 @@ __all__ = [
     "check_variant",
     "check_width_mult",
     "is_symbolic",
-    "resolve_activation",
 ]
 
-ACTIVATIONS: dict[str, type[nn.Module]] = {
-    "relu": nn.ReLU,
-    "relu6": nn.ReLU6,
-    "hardswish": nn.Hardswish,
-    "hard_swish": nn.Hardswish,
-    "silu": nn.SiLU,
-    "swish": nn.SiLU,
-    "gelu": nn.GELU,
-    "identity": nn.Identity,
-}
-"""Activation names accepted wherever a model takes ``activation=``."""
 
 
 def _kind(value: object) -> str:
@@ -102,26 +87,6 @@ def check_variant(variant: str, accepted: tuple[str, ...], model: str) -> str:
         raise ValueError(f"unknown {model} variant {variant!r}; choose one of: "
                          f"{', '.join(repr(a) for a in accepted)}")
     return variant
-
-
-def resolve_activation(activation: Any, name: str = "activation") -> ActivationFactory | None:
-    """An activation factory from a callable (``nn.ReLU``), a known name (``"relu"``) or None."""
-    if activation is None:
-        return None
-    if isinstance(activation, str):
-        try:
-            return ACTIVATIONS[activation.lower()]
-        except KeyError:
-            raise ValueError(f"unknown {name} {activation!r}; choose one of: "
-                             f"{', '.join(sorted(ACTIVATIONS))}, or pass a module class such "
-                             "as torch.nn.ReLU") from None
-    if isinstance(activation, nn.Module) or not callable(activation):
-        hint = (f"pass its class, torch.nn.{_kind(activation)}, not an instance"
-                if isinstance(activation, nn.Module) else "pass a module class such as "
-                "torch.nn.ReLU or a name such as 'relu'")
-        raise TypeError(f"{name} must build a module (a class or factory): {hint}; got "
-                        f"{activation!r}")
-    return activation
 
 
 def is_symbolic(x: Any) -> bool:

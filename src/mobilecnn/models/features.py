@@ -19,7 +19,7 @@ import torch
 from torch import nn
 
 from ._base import FeatureInfo, FeatureInfoList, MobileNetBase
-from .checkpointing import checkpoint_layers
+from .checkpointing import checkpoint_taps
 from .checks import check_images, is_symbolic
 
 __all__ = ["FeatureExtractor"]
@@ -113,10 +113,4 @@ class FeatureExtractor(nn.Module):
 
     @torch.jit.unused
     def _checkpointed(self, x: torch.Tensor) -> list[torch.Tensor]:
-        outputs: list[torch.Tensor] = []
-        start = 0
-        for tap in self._taps:
-            x = checkpoint_layers(self.features[start: tap + 1], x)
-            outputs.append(x)
-            start = tap + 1
-        return outputs
+        return checkpoint_taps(self.features, x, self._taps)

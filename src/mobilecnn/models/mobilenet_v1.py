@@ -5,9 +5,10 @@ from __future__ import annotations
 from torch import nn
 
 from ..layers import ActivationFactory, NormFactory
+from ..layers.conv import resolve_activation
 from ._base import MobileNetBase
 from .builder import BlockSpec, build_stages
-from .checks import check_common_args, resolve_activation
+from .checks import check_common_args
 
 __all__ = ["MOBILENET_V1_BLOCKS", "MobileNetV1"]
 

@@ -6,10 +6,16 @@ from collections.abc import Sequence
 
 from torch import nn
 
-from ..layers import ActivationFactory, ConvNormAct, NormFactory, make_divisible
+from ..layers import (
+    ActivationFactory,
+    ConvNormAct,
+    NormFactory,
+    make_divisible,
+)
+from ..layers.conv import resolve_activation
 from ._base import MobileNetBase
 from .builder import BlockSpec, build_stages
-from .checks import check_common_args, resolve_activation
+from .checks import check_common_args
 
 __all__ = ["MOBILENET_V2_SETTING", "MobileNetV2"]
 

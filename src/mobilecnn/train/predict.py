@@ -29,21 +29,21 @@ class Prediction:
 def load_image(path: str | os.PathLike[str], image_size: int) -> torch.Tensor:
     """Decode an image file to a ``uint8 (3, image_size, image_size)`` RGB tensor.
 
-    The image is resized (bilinear, whole image, aspect ratio not kept) to the size the model
-    was trained on.
+    Decoded as the data sets decode (:func:`mobilecnn.data.images.decode_rgb`: 16-bit, float,
+    palette, CMYK and transparent images as a viewer shows them, decompression bombs refused),
+    then resized (bilinear, whole image, aspect ratio not kept) to the size the model was
+    trained on. A bad image is a ``CorruptImageError`` (a ``ValueError``) naming the file.
     """
-    try:
-        from PIL import Image, UnidentifiedImageError
-    except ImportError as error:
-        raise ImportError('predict needs Pillow: pip install "mobilecnn[data]"') from error
+    from ..data.images import decode_rgb
+
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"image {path} does not exist")
-    try:
-        with Image.open(path) as image:
-            rgb = image.convert("RGB").resize((image_size, image_size), Image.Resampling.BILINEAR)
-    except (UnidentifiedImageError, OSError) as error:
-        raise ValueError(f"image {path} cannot be decoded: {error}") from None
+    rgb = decode_rgb(path)
+    if rgb.size != (image_size, image_size):
+        from ..data._deps import require_pil_image
+
+        rgb = rgb.resize((image_size, image_size), require_pil_image().Resampling.BILINEAR)
     data = torch.frombuffer(bytearray(rgb.tobytes()), dtype=torch.uint8)
     return data.view(image_size, image_size, 3).permute(2, 0, 1).contiguous()
 
