@@ -19,7 +19,7 @@ SRC = Path(__file__).resolve().parents[1] / "src" / "mobilecnn"
 # only within the same package).
 RANKS = {
     "fileio": 0, "devices": 0, "limits": 0, "version": 0, "layers": 1, "counting": 3,
-    "models": 2, "data": 2, "weights": 3, "deploy": 4, "train": 5, "inference": 5,
+    "models": 2, "data": 2, "weights": 3, "factory": 4, "deploy": 4, "train": 5, "inference": 5,
     "cli": 6, "__main__": 7, "__init__": 7, "hubconf": 7,
 }
 

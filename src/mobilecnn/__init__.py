@@ -27,6 +27,7 @@ from .deploy import (
     quantize,
     unfreeze_backbone,
 )
+from .factory import create_model
 from .layers import (
     ConvNormAct,
     DepthwiseSeparableConv,
@@ -49,12 +50,12 @@ from .models import (
     MobileNetV5,
     MobileNetV5Encoder,
     build_stages,
-    create_model,
     is_model,
     list_models,
 )
 from .version import __version__
 from .weights import (
+    list_pretrained,
     load_timm_state_dict,
     load_torchvision_state_dict,
     to_timm_state_dict,
@@ -95,6 +96,7 @@ __all__ = [
     "is_model",
     "list_models",
     "load_timm_state_dict",
+    "list_pretrained",
     "load_torchvision_state_dict",
     "mac_count",
     "make_divisible",

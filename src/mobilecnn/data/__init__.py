@@ -34,6 +34,7 @@ from .download import (
     download_tiny_imagenet,
     safe_extract_zip,
 )
+from .imagenet import imagenet_class_names
 from .loader import CachedBatchLoader, JPEGLoader, jpeg_loader, shard_indices
 from .randaugment import AUGMENT_OPS, RandAugment, RandomErasing, TrivialAugmentWide, apply_op
 from .tinyimagenet import (
@@ -44,8 +45,19 @@ from .tinyimagenet import (
     read_image,
     resolve_root,
 )
+from .transforms import (
+    DEFAULT_DATA_CONFIG,
+    EvalTransform,
+    create_transform,
+    resolve_data_config,
+)
 
 __all__ = [
+    "DEFAULT_DATA_CONFIG",
+    "EvalTransform",
+    "create_transform",
+    "imagenet_class_names",
+    "resolve_data_config",
     "AUGMENT_OPS",
     "CACHE_DIRNAME",
     "DEMO_CLASSES",

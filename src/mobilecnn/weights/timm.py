@@ -1,9 +1,11 @@
-"""Weights between timm's ``mobilenetv4_*`` / ``mobilenetv5_*`` models and
-:class:`~mobilecnn.MobileNetV4` / :class:`~mobilecnn.MobileNetV5`.
+"""Weights between timm's ``mobilenetv1_100`` / ``mobilenetv4_*`` / ``mobilenetv5_*`` models
+and :class:`~mobilecnn.MobileNetV1` / :class:`~mobilecnn.MobileNetV4` /
+:class:`~mobilecnn.MobileNetV5`.
 
 timm is not a dependency: these functions only rename tensors. timm groups blocks into stages
 (``blocks.<stage>.<index>``, a new stage at every stride-2 block of the table); mobilecnn keeps
 them flat in ``features`` (``features.<i>``), so the map is computed from the variant's table.
+timm's MobileNetV1 uses ReLU6: build ``MobileNetV1(activation=nn.ReLU6)`` for its weights.
 """
 
 from __future__ import annotations
@@ -15,15 +17,23 @@ from functools import partial
 import torch
 from torch import nn
 
-from ..layers import ConvNormAct, FusedInvertedResidual, MobileMQA, UniversalInvertedResidual
-from ..models import MobileNetV4, MobileNetV5, MobileNetV5Encoder
+from ..layers import (
+    ConvNormAct,
+    DepthwiseSeparableConv,
+    FusedInvertedResidual,
+    MobileMQA,
+    UniversalInvertedResidual,
+)
+from ..models import MobileNetV1, MobileNetV4, MobileNetV5, MobileNetV5Encoder
 from ..models.builder import BlockSpec
+from ..models.mobilenet_v1 import MOBILENET_V1_BLOCKS
 from ..models.mobilenet_v4 import MOBILENET_V4_TABLES
 from ..models.mobilenet_v5 import MOBILENET_V5_TABLES
 from .keymap import StateDict, load_with_key_map
 
-TimmModel = MobileNetV4 | MobileNetV5
-"""The models with timm weights: every MobileNetV4 and MobileNetV5 (encoder included)."""
+TimmModel = MobileNetV1 | MobileNetV4 | MobileNetV5
+"""The models with timm weights: MobileNetV1, every MobileNetV4 and MobileNetV5 (encoder
+included)."""
 
 __all__ = ["load_timm_state_dict", "timm_key_map", "to_timm_state_dict"]
 
@@ -37,6 +47,8 @@ _MQA_PARTS = {"norm": "norm", "attn.query_proj": "attn.query.proj",
               "attn.out_proj": "attn.output.proj", "layer_scale": "layer_scale"}
 _FUSED_PARTS = {"expand.conv": "conv_exp", "expand.bn": "bn1", "project.conv": "conv_pwl",
                 "project.bn": "bn2"}
+_SEPARABLE_PARTS = {"depthwise.conv": "conv_dw", "depthwise.bn": "bn1",
+                    "pointwise.conv": "conv_pw", "pointwise.bn": "bn2"}
 
 
 def _timm_block_prefixes(table: tuple[BlockSpec, ...], last_conv: bool) -> list[str]:
@@ -100,8 +112,11 @@ def timm_key_map(model: TimmModel) -> dict[str, str]:
         head.conv / head.bn                      conv_head / norm_head (V4)
         classifier.1                             classifier
     """
+    if isinstance(model, MobileNetV1):
+        return _v1_key_map(model)
     if not isinstance(model, (MobileNetV4, MobileNetV5)):
-        raise TypeError(f"timm weights are mapped only for MobileNetV4 and MobileNetV5 (use "
+        raise TypeError(f"timm weights are mapped only for MobileNetV1, MobileNetV4 and "
+                        f"MobileNetV5 (use "
                         f"load_torchvision_state_dict for V2/V3); got {type(model).__name__}")
     is_v4 = isinstance(model, MobileNetV4)
     table = (MOBILENET_V4_TABLES if is_v4 else MOBILENET_V5_TABLES)[model.variant]
@@ -127,6 +142,24 @@ def timm_key_map(model: TimmModel) -> dict[str, str]:
     return {ours: theirs.lstrip(".") for ours, theirs in mapping.items()}
 
 
+def _v1_key_map(model: MobileNetV1) -> dict[str, str]:
+    """MobileNetV1 (timm ``mobilenetv1_100``): ``features.0`` is timm's stem, ``features.i``
+    its ``blocks.s.j`` (a new stage at the first block and at every stride-2 block of Table 1:
+    ``depthwise`` / ``pointwise`` -> ``conv_dw``, ``bn1`` / ``conv_pw``, ``bn2``)."""
+    mapping = _unit_keys("features.0", "", model.features[0], {"conv": "conv_stem", "bn": "bn1"})
+    stage, index = -1, 0
+    for position, (_, stride) in enumerate(MOBILENET_V1_BLOCKS, start=1):
+        stage, index = (stage + 1, 0) if position == 1 or stride == 2 else (stage, index + 1)
+        block = model.features[position]
+        if not isinstance(block, DepthwiseSeparableConv):
+            raise ValueError(f"features.{position} is a {type(block).__name__}, which timm's "
+                             "MobileNetV1 lacks")
+        mapping.update(_unit_keys(f"features.{position}", f"blocks.{stage}.{index}", block,
+                                  _SEPARABLE_PARTS))
+    mapping.update(_unit_keys("classifier", "", model.classifier, {"1": "classifier"}))
+    return {ours: theirs.lstrip(".") for ours, theirs in mapping.items()}
+
+
 def _timm_candidates() -> dict[str, Callable[[], dict[str, str]]]:
     def key_map(build_model: Callable[[], TimmModel]) -> Callable[[], dict[str, str]]:
         def build() -> dict[str, str]:
@@ -134,8 +167,9 @@ def _timm_candidates() -> dict[str, Callable[[], dict[str, str]]]:
                 return timm_key_map(build_model())
         return build
 
-    candidates = {f"mobilenet_v4_{variant}": key_map(partial(MobileNetV4, variant))
-                  for variant in MOBILENET_V4_TABLES}
+    candidates = {"mobilenet_v1": key_map(MobileNetV1)}
+    candidates.update({f"mobilenet_v4_{variant}": key_map(partial(MobileNetV4, variant))
+                       for variant in MOBILENET_V4_TABLES})
     candidates.update({f"mobilenet_v5_{variant}": key_map(partial(MobileNetV5, variant))
                        for variant in MOBILENET_V5_TABLES})
     candidates["mobilenet_v5_300m_encoder"] = key_map(MobileNetV5Encoder)
@@ -151,7 +185,9 @@ def load_timm_state_dict(
     """Load timm ``mobilenetv4_conv_*`` / ``mobilenetv4_hybrid_*`` / ``mobilenetv5_*`` weights
     (a state_dict or a ``.pth`` path) into a :class:`~mobilecnn.MobileNetV4` or
     :class:`~mobilecnn.MobileNetV5` of the same variant (``mobilenetv5_300m_enc`` and the
-    Gemma 3n weights, which have no classifier: :class:`~mobilecnn.MobileNetV5Encoder`).
+    Gemma 3n weights, which have no classifier: :class:`~mobilecnn.MobileNetV5Encoder`), or
+    timm ``mobilenetv1_100`` weights into a :class:`~mobilecnn.MobileNetV1` (built with
+    ``activation=nn.ReLU6``, as timm's, for the same outputs).
 
     As :func:`~mobilecnn.deploy.load_torchvision_state_dict`: every tensor is checked first (a
     failed load changes nothing), mismatches raise a one-line ``ValueError`` (a state_dict of
