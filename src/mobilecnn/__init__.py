@@ -45,8 +45,9 @@ from .models import (
     is_model,
     list_models,
 )
-from .models.features import FeatureExtractor, create_feature_extractor
+from .models.features import FeatureExtractor
 from .models.freeze import freeze_backbone, unfreeze_backbone
+from .models.registry import create_feature_extractor
 from .version import __version__
 from .weights import (
     list_pretrained,

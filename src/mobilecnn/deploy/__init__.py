@@ -65,8 +65,8 @@ _SOURCES = {
 if TYPE_CHECKING:
     from ..devices import cpu_has_fast_bfloat16
     from ..models.features import FeatureExtractor
-    from ..models.registry import create_feature_extractor
     from ..models.freeze import FrozenBatchNorm2d, freeze_backbone, unfreeze_backbone
+    from ..models.registry import create_feature_extractor
 
     # weight conversion lives in mobilecnn.weights since 0.3; the names stay importable here
     from ..weights import (
