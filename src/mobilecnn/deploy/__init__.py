@@ -37,7 +37,7 @@ from .quantize import QUANTIZATION_BACKENDS, available_quantization_backends, qu
 _SOURCES = {
     "cpu_has_fast_bfloat16": "..devices",
     "FeatureExtractor": "..models.features",
-    "create_feature_extractor": "..models.features",
+    "create_feature_extractor": "..models.registry",
     "FrozenBatchNorm2d": "..models.freeze",
     "freeze_backbone": "..models.freeze",
     "unfreeze_backbone": "..models.freeze",
@@ -71,8 +71,9 @@ _SOURCES = {
 
 if TYPE_CHECKING:
     from ..devices import cpu_has_fast_bfloat16
-    from ..models.features import FeatureExtractor, create_feature_extractor
+    from ..models.features import FeatureExtractor
     from ..models.freeze import FrozenBatchNorm2d, freeze_backbone, unfreeze_backbone
+    from ..models.registry import create_feature_extractor
 
     # weight conversion lives in mobilecnn.weights since 0.3; the names stay importable here
     from ..weights import (
