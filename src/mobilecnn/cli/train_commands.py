@@ -104,6 +104,8 @@ def _train_config(args: argparse.Namespace) -> tuple[Any, Any]:
         assert point is not None
         base = point.config.to_dict()
         base.update(given)
+        # where to write: --out, else the checkpoint's folder (never the folder it records)
+        base["out_dir"] = given.get("out_dir", str(point.path.parent))
         return TrainConfig.from_dict(base), point
     if given.get("data") == "demo":
         given.setdefault("out_dir", "mobilecnn-demo")
@@ -116,12 +118,15 @@ def _train_config(args: argparse.Namespace) -> tuple[Any, Any]:
 
 
 def _report_run(result: Any, demo: bool) -> None:
+    """The final figures and the files this run wrote (nothing it did not write)."""
     final = result.final
     print(f"done: val top-1 {100 * final['val_top1']:.1f}%, top-5 {100 * final['val_top5']:.1f}%"
           f" (best top-1 {100 * result.best_val_top1:.1f}%)")
-    best = f", {result.best_checkpoint} (best)" if result.best_checkpoint.exists() else ""
-    print(f"checkpoints: {result.last_checkpoint} (last){best}")
-    print(f"metrics:     {result.metrics_path}")
+    if result.checkpoint_written:
+        best = f", {result.best_checkpoint} (best)" if result.best_checkpoint.exists() else ""
+        print(f"checkpoints: {result.last_checkpoint} (last){best}")
+    if result.metrics_path.exists():
+        print(f"metrics:     {result.metrics_path}")
     if result.plots:
         print(f"plots:       {', '.join(str(p) for p in result.plots)}")
     if demo:
