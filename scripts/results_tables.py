@@ -173,6 +173,31 @@ def v4_table() -> str:
     return _table(headers, rows, "lrrrrrrrrr")
 
 
+# The attention models, each with timm's name and the input size its published weights use.
+ATTENTION_MODELS = {"mobilenet_v4_hybrid_medium": ("mobilenetv4_hybrid_medium", {}, 256),
+                    "mobilenet_v4_hybrid_large": ("mobilenetv4_hybrid_large", {}, 384),
+                    "mobilenet_v5_base": ("mobilenetv5_base", {}, 256),
+                    "mobilenet_v5_300m": ("mobilenetv5_300m", {"num_classes": 1000}, 768),
+                    "mobilenet_v5_300m_encoder": ("mobilenetv5_300m_enc", {}, 768)}
+
+
+def attention_models_table() -> str:
+    """MobileNetV4 hybrids and MobileNetV5 against timm: at their own input size and at 64x64
+    (stock, and with total_stride=16)."""
+    rows = []
+    for name, (timm_name, timm_kwargs, size) in ATTENTION_MODELS.items():
+        model = build(create_model, name=name)
+        small = build(create_model, name=name, total_stride=16)
+        params, macs = param_count(model), mac_count(model, size)
+        rows.append([f"`{name}`", f"{params:,}", _reference_count("timm", timm_name,
+                                                                  **timm_kwargs),
+                     f"{size}", f"{macs:,}", _millions(macs),
+                     _millions(mac_count(model, 64)), _millions(mac_count(small, 64))])
+    headers = ["model", "params", "timm params", "input", "MACs there", "(M)", "MACs at 64",
+               "at 64, total_stride 16"]
+    return _table(headers, rows, "lrrrrrrr")
+
+
 def zoo_small_input_table() -> str:
     """MobileNetV3/V4 for 64x64 inputs and 200 classes, stock and with total_stride=16."""
     rows = []
@@ -195,6 +220,7 @@ TABLES: dict[str, Callable[[], str]] = {
     "v3": v3_table,
     "v4": v4_table,
     "small-input-v3-v4": zoo_small_input_table,
+    "v4-hybrid-v5": attention_models_table,
 }
 
 BLOCK = re.compile(r"(<!-- generated: (?P<name>[\w-]+) -->\n)(.*?)(\n<!-- end generated -->)", re.S)

@@ -14,6 +14,7 @@ from data_helpers import corrupt, make_class_folders, make_official, snapshot, w
 from mobilecnn.data import (
     CACHE_DIRNAME,
     CacheError,
+    CacheRebuiltWarning,
     CorruptImageError,
     TinyImageNet,
     compute_mean_std,
@@ -68,7 +69,8 @@ def test_changed_source_rebuilds(tmp_path: Path) -> None:
     first = load_cache(path)
     image_path = TinyImageNet(root, "val").samples[0][0]
     write_image(image_path, 16, random.Random(99), tint=7)
-    again = load_cache(prepare_cache(root, "val", progress=False, num_workers=1))
+    with pytest.warns(CacheRebuiltWarning, match=f"cache file {path} is out of date"):
+        again = load_cache(prepare_cache(root, "val", progress=False, num_workers=1))
     assert again.fingerprint != first.fingerprint
     assert torch.equal(again.images[0], TinyImageNet(root, "val")[0][0])
     assert not torch.equal(again.images[0], first.images[0])

@@ -15,11 +15,12 @@ from deploy_helpers import (
     TinyRun,
     max_relative_error,
     needs_onnx,
+    randomize_batchnorm,
     shared_tiny_run,
     simulated_int8,
     top1_agreement,
 )
-from mobilecnn import quantize
+from mobilecnn import create_model, quantize
 from mobilecnn.deploy import (
     QUANTIZATION_BACKENDS,
     RuntimeModel,
@@ -31,6 +32,7 @@ from mobilecnn.deploy import (
 )
 from mobilecnn.deploy import runtimes as runtimes_module
 from mobilecnn.deploy.fake_quant import FakeQuantLayer
+from mobilecnn.models import MODELS
 
 
 @pytest.fixture(scope="module")
@@ -108,6 +110,7 @@ def test_unquantizable_models_are_refused() -> None:
 def test_missing_backend_names_the_extra(monkeypatch) -> None:
     monkeypatch.setattr(runtimes_module, "onnxruntime_installed", lambda: False)
     monkeypatch.setattr(runtimes_module, "executorch_installed", lambda: False)
+    monkeypatch.setattr(runtimes_module, "litert_installed", lambda: False)
     images = [torch.randn(2, 3, 8, 8)]
     with pytest.raises(ImportError, match=r'pip install "mobilecnn\[onnx\]"'):
         quantize(HardSwishNet(), images, backend="onnxruntime")
@@ -115,8 +118,10 @@ def test_missing_backend_names_the_extra(monkeypatch) -> None:
         quantize(HardSwishNet(), images, backend="xnnpack")
     with pytest.raises(ImportError, match=r"mobilecnn\[onnx\].*mobilecnn\[edge\]"):
         quantize(HardSwishNet(), images)
+    with pytest.raises(ImportError, match=r'pip install "mobilecnn\[litert\]"'):
+        quantize(HardSwishNet(), images, backend="litert")
     assert available_quantization_backends() == []
-    assert set(QUANTIZATION_BACKENDS) == {"onnxruntime", "xnnpack"}
+    assert set(QUANTIZATION_BACKENDS) == {"onnxruntime", "xnnpack", "litert"}
 
 
 # --------------------------------------------------------------------------- PTQ
@@ -147,6 +152,37 @@ def test_hardswish_and_se_gate_quantize_with_onnxruntime(tmp_path) -> None:
     loaded = load_runtime_model(path)
     assert loaded.precision == "int8" and torch.equal(loaded(x), logits)
     assert path.stat().st_size == quantized.file_bytes
+
+
+# The convolutional family. The attention models (V4 hybrids, V5) are not in it: the ONNX
+# export of their attention fails at the time of writing, so quantize cannot take them yet.
+CONV_FAMILY = sorted(n for n in MODELS if "hybrid" not in n and "v5" not in n)
+
+
+def test_conv_family_covers_v1_to_v4() -> None:
+    assert {"mobilenet_v1", "mobilenet_v2", "mobilenet_v3_small", "mobilenet_v3_large",
+            "mobilenet_v4_conv_small", "mobilenet_v4_conv_medium",
+            "mobilenet_v4_conv_large"} <= set(CONV_FAMILY)
+
+
+@needs_onnx
+@pytest.mark.slow
+@pytest.mark.parametrize("name", CONV_FAMILY)
+def test_every_registered_model_quantizes(name: str) -> None:
+    """Every convolutional architecture (hard-swish, SE gates, UIB blocks, residual adds)
+    goes through int8 and stays close to its float logits (random weights, BatchNorm
+    statistics set so the activations have realistic ranges)."""
+    torch.manual_seed(0)
+    model = randomize_batchnorm(create_model(name, width_mult=0.25, num_classes=6,
+                                             total_stride=16)).eval()
+    calibration = [torch.randn(8, 3, 32, 32) for _ in range(2)]
+    quantized = quantize(model, calibration, backend="onnxruntime")
+    x = torch.randn(8, 3, 32, 32)
+    with torch.no_grad():
+        expected = model(x)
+    logits = quantized(x)
+    assert logits.shape == expected.shape and torch.isfinite(logits).all()
+    assert max_relative_error(logits, expected) < 0.25
 
 
 # --------------------------------------------------------------------------- report

@@ -16,7 +16,14 @@ import torch
 from data_helpers import make_official
 from fault_helpers import assert_unchanged, fails, snapshot_bytes
 from mobilecnn.cli import main
-from mobilecnn.data import CacheError, TinyImageNet, load_cache, prepare_cache
+from mobilecnn.data import (
+    CacheError,
+    CacheRebuiltWarning,
+    TinyImageNet,
+    load_cache,
+    prepare_cache,
+    read_cache_info,
+)
 from mobilecnn.data.cache import write_decoded_cache
 
 
@@ -45,7 +52,7 @@ def test_a_flipped_image_byte_is_caught_and_rebuilt(
     with pytest.raises(CacheError, match=r"is damaged: checksum mismatch in the images 0-11 "
                                          r"\(block 0\).*mobilecnn prepare"):
         load_cache(path)
-    with pytest.warns(UserWarning, match="checksum mismatch.*rebuilding it"):
+    with pytest.warns(CacheRebuiltWarning, match="checksum mismatch.*rebuilding it"):
         assert prepare_cache(root, "train", num_workers=1, progress=False) == path
     assert path.read_bytes() == good
     flip_byte(path, 3 * 8 * 8 * 12 + 2)  # a label byte
@@ -53,8 +60,67 @@ def test_a_flipped_image_byte_is_caught_and_rebuilt(
         load_cache(path)
     capsys.readouterr()
     assert main(["prepare", "--data", str(root), "--split", "train", "--no-progress"]) == 0
-    assert "checksum mismatch in the labels" in capsys.readouterr().out  # warned, rebuilt
+    assert "checksum mismatch in the labels" in capsys.readouterr().err  # warned, rebuilt
     assert path.read_bytes() == good
+
+
+def test_every_byte_of_the_metadata_trailer_is_checked(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """One flipped bit in a class name used to rename the class silently (0.2.0)."""
+    root = small_root(tmp_path / "data")
+    path = prepare_cache(root, "train", num_workers=1, progress=False)
+    good = path.read_bytes()
+    name_at = good.rindex(b'"n00000001"') + 9  # the last digit of a class id in the metadata
+    tail_at = len(good) - 24  # metadata checksum, its length, the end marker
+    for offset in (name_at, tail_at, tail_at + 3, tail_at + 8, len(good) - 1):
+        path.write_bytes(good)
+        with path.open("r+b") as file:
+            file.seek(offset)
+            byte = file.read(1)[0]
+            file.seek(offset)
+            file.write(bytes([byte ^ 0x01]))  # one bit
+        with pytest.raises(CacheError, match=f"cache file {path} .*(damaged|truncated)"):
+            load_cache(path, verify=False)  # even without verifying the images
+        with pytest.raises(CacheError):
+            read_cache_info(path)
+    path.write_bytes(good)
+    flip_byte(path, name_at)
+    capsys.readouterr()
+    assert main(["prepare", "--data", str(root), "--split", "train", "--no-progress",
+                 "--workers", "1"]) == 0
+    captured = capsys.readouterr()
+    assert ("checksum mismatch in the metadata (classes, sizes, checksums); delete it and run "
+            "`mobilecnn prepare` (prepare_cache rebuilds it): rebuilding it") in captured.err
+    assert "rebuilding" not in captured.out
+    assert path.read_bytes() == good
+    assert load_cache(path).classes == ["n00000000", "n00000001", "n00000002"]
+
+
+def test_a_rebuilt_cache_says_why_on_stderr(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    root = small_root(tmp_path / "data")
+    path = prepare_cache(root, "val", num_workers=1, progress=False)
+    good = path.read_bytes()
+    # a cache of format 2 (mobilecnn 0.2.0): JSON, its length, the old end marker
+    old_meta = b'{"format_version": 2}'
+    path.write_bytes(b"\0" * 64 + old_meta + len(old_meta).to_bytes(8, "little") + b"MCNNCACH")
+    with pytest.raises(CacheError, match="has an older format"):
+        load_cache(path)
+    command = ["prepare", "--data", str(root), "--split", "val", "--no-progress", "--workers",
+               "1"]
+    capsys.readouterr()
+    assert main(command) == 0
+    assert "has an older format" in capsys.readouterr().err and path.read_bytes() == good
+    image = next((root / "val" / "images").iterdir())
+    os.utime(image, ns=(image.stat().st_atime_ns, image.stat().st_mtime_ns + 10**9))
+    assert main(command) == 0
+    err = capsys.readouterr().err
+    assert f"warning: cache file {path} is out of date: the images, labels or classes" in err
+    assert err.rstrip().endswith("rebuilding it")
+    assert main(command) == 0
+    assert "warning" not in capsys.readouterr().err  # an up-to-date cache: nothing to say
 
 
 def test_an_out_of_range_label_is_an_error_not_an_index_error(tmp_path: Path) -> None:
@@ -119,7 +185,7 @@ def test_inconsistent_val_annotations_are_errors_or_counted_warnings(
     assert_unchanged(before, root)  # nothing written, not even the cache folder
     assert main(["prepare", "--data", str(root), "--split", "val", "--no-progress",
                  "--skip-bad"]) == 0
-    printed = capsys.readouterr().out
+    printed = capsys.readouterr().err
     assert "warning: data problems in split 'val'" in printed and message in printed
     with pytest.warns(UserWarning, match="left out"):
         kept = len(TinyImageNet(root, "val", skip_bad=True))

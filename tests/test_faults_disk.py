@@ -8,6 +8,12 @@ every file that existed before is byte-identical, and no temporary file is left 
 from __future__ import annotations
 
 import errno
+import os
+import stat
+import subprocess
+import sys
+import threading
+import time
 from pathlib import Path
 
 import pytest
@@ -152,3 +158,102 @@ def test_eval_onto_the_checkpoint_and_onto_a_full_disk(
     assert "per-class accuracy could not be written" in line
     assert "val_per_class.csv: the disk is full" in line and "--per-class FILE" in line
     assert_unchanged(before, run)
+
+
+# ---------------------------------------------------------------- special outputs
+
+def _fifo_reader(fifo: Path) -> tuple[threading.Thread, list[bytes]]:
+    received: list[bytes] = []
+    thread = threading.Thread(target=lambda: received.append(fifo.read_bytes()), daemon=True)
+    thread.start()
+    return thread, received
+
+
+def test_outputs_through_links_devices_and_pipes_never_replace_them(
+    finished_run: Path, data_root: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str],
+) -> None:
+    checkpoint = str(finished_run / "best.pt")
+    evaluate = ["eval", "--checkpoint", checkpoint, "--data", str(data_root), "--device", "cpu"]
+    real = tmp_path / "kept" / "per_class.csv"
+    real.parent.mkdir()
+    real.write_text("old\n")
+    link = tmp_path / "per_class.csv"
+    link.symlink_to(real)
+    assert main([*evaluate, "--per-class", str(link)]) == 0
+    assert link.is_symlink() and link.resolve() == real  # the link stays, its file is new
+    assert real.read_text().startswith("class_index,") and not [
+        p.name for p in real.parent.iterdir() if ".tmp-" in p.name]
+    to_null = tmp_path / "null.csv"
+    to_null.symlink_to(os.devnull)
+    assert main([*evaluate, "--per-class", str(to_null)]) == 0
+    assert main([*evaluate, "--per-class", os.devnull]) == 0
+    assert to_null.is_symlink() and Path(os.devnull).is_char_device()
+    fifo = tmp_path / "pipe.csv"
+    os.mkfifo(fifo)
+    line = fails([*evaluate, "--per-class", str(fifo)], capsys)  # nobody reads it
+    assert ("pipe.csv: no process is reading this pipe: start the reader first, or write to "
+            "a file" in line)
+    thread, received = _fifo_reader(fifo)
+    time.sleep(0.2)
+    assert main([*evaluate, "--per-class", str(fifo)]) == 0
+    thread.join(10)
+    assert received and received[0].startswith(b"class_index,")
+    assert stat.S_ISFIFO(fifo.lstat().st_mode)
+
+
+def test_bench_csv_and_plot_to_dev_null_and_through_a_link(tmp_path: Path) -> None:
+    real = tmp_path / "plots" / "bench.png"
+    real.parent.mkdir()
+    link = tmp_path / "bench.png"
+    link.symlink_to(real)
+    assert main(["bench", "mobilenet_v2", "--width", "0.25", "--num-classes", "3",
+                 "--input-size", "32", "--batch-size", "1", "--backends", "eager",
+                 "--budget", "0.01", "--min-reps", "1", "--max-reps", "1", "--warmup", "0",
+                 "--threads", "1", "--csv", os.devnull, "--plot", str(link)]) == 0
+    assert link.is_symlink() and real.read_bytes().startswith(b"\x89PNG")
+    assert Path(os.devnull).is_char_device()
+
+
+def test_runtime_model_save_writes_through_links_and_to_dev_null(tmp_path: Path) -> None:
+    helper = pytest.importorskip("onnx.helper", reason="needs the onnx extra")
+    pytest.importorskip("onnxruntime", reason="needs the onnx extra")
+    from mobilecnn.deploy import RuntimeModel
+
+    graph = helper.make_graph(
+        [helper.make_node("Identity", ["images"], ["logits"])], "identity",
+        [helper.make_tensor_value_info("images", 1, ["batch", 3, 4, 4])],
+        [helper.make_tensor_value_info("logits", 1, ["batch", 3, 4, 4])])
+    program = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    program.ir_version = 8
+    model = RuntimeModel(program.SerializeToString(), "onnx", "fp32")
+    real = tmp_path / "models" / "m.onnx"
+    real.parent.mkdir()
+    real.write_bytes(b"old")
+    link = tmp_path / "m.onnx"
+    link.symlink_to(real)
+    model.save(link)
+    assert link.is_symlink() and real.read_bytes() == model.program
+    model.save(os.devnull)
+    assert Path(os.devnull).is_char_device()
+
+
+def test_a_full_disk_during_a_torchscript_export_is_one_line(tmp_path: Path) -> None:
+    """A real write failure (the file-size limit, EFBIG): torch.jit.save writing a file itself
+    aborted the whole process in C++ (SIGABRT); now one line, exit 2, nothing left behind."""
+    out = tmp_path / "model.pt"
+    out.write_bytes(b"an earlier export")
+
+    limited = ("import resource, runpy, sys; "
+               "resource.setrlimit(resource.RLIMIT_FSIZE, (64 * 1024, resource.RLIM_INFINITY)); "
+               "sys.argv[0] = 'mobilecnn'; runpy.run_module('mobilecnn', run_name='__main__')")
+    done = subprocess.run(
+        [sys.executable, "-c", limited, "export", "mobilenet_v2", "--width", "0.25",
+         "--num-classes", "3", "--input-size", "32", "--format", "torchscript", "--out",
+         str(out)], capture_output=True, text=True, timeout=300)
+    assert done.returncode == 2, done.stderr[-2000:]
+    lines = [line for line in done.stderr.splitlines() if line.strip()]
+    assert len(lines) == 1 and "Traceback" not in done.stderr, done.stderr
+    assert lines[0].startswith("mobilecnn: error: ") and str(out) in lines[0]
+    assert "too large" in lines[0].lower()
+    assert out.read_bytes() == b"an earlier export"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["model.pt"]  # no temporary file

@@ -131,3 +131,60 @@ def test_blocks_run_on_device(device: torch.device) -> None:
     expected = block(x)
     actual = block.to(device)(x.to(device)).cpu()
     torch.testing.assert_close(actual, expected, rtol=1e-4, atol=1e-4)
+
+
+@pytest.mark.parametrize(
+    ("make", "error", "message"),
+    [
+        (lambda: DepthwiseSeparableConv(8, 8, kernel_size=2), ValueError,
+         r"kernel_size must be an odd integer .*got 2"),
+        (lambda: DepthwiseSeparableConv(8, 8, kernel_size=0), ValueError, "got 0"),
+        (lambda: ConvNormAct(8, 8, kernel_size=0), ValueError, "kernel_size.*got 0"),
+        (lambda: ConvNormAct(8, 8, kernel_size=True), ValueError, "kernel_size.*got True"),
+        (lambda: make_divisible(-5), ValueError, "value must be a finite number >= 0, got -5"),
+        (lambda: make_divisible(float("nan")), ValueError, "value must be a finite number"),
+        (lambda: make_divisible("16"), TypeError, "value must be a number, got '16' \\(str\\)"),
+        (lambda: make_divisible(16, True), TypeError, "divisor must be an integer"),
+        (lambda: ConvNormAct(True, 8), TypeError, r"in_channels must be an integer >= 1, "
+                                                  r"got True \(bool\)"),
+        (lambda: ConvNormAct(8, 8.0), TypeError, "out_channels must be an integer"),
+        (lambda: ConvNormAct(8, 12, groups=8), ValueError, "groups=8 must divide"),
+        (lambda: ConvNormAct(8, 8, activation="swishy"), ValueError,
+         "activation 'swishy' is unknown; use one of relu, relu6, hardswish"),
+        (lambda: ConvNormAct(8, 8, activation=3), TypeError,
+         "activation must be an activation name"),
+        (lambda: ConvNormAct(8, 8, activation=lambda: "relu"), TypeError,
+         "activation must build an nn.Module.*returned str"),
+        (lambda: ConvNormAct(8, 8, norm_layer="batchnorm"), TypeError, "norm_layer must be"),
+        (lambda: ConvNormAct(8, 8, bias=1), TypeError, "bias must be True, False or None"),
+        (lambda: InvertedResidual(8, 8, True, 6), ValueError, "stride must be 1 or 2, got True"),
+        (lambda: InvertedResidual(8, 8, 1.0, 6), ValueError, "stride must be 1 or 2, got 1.0"),
+        (lambda: InvertedResidual(8, 8, 1, "6"), TypeError, "expand_ratio must be a number"),
+        (lambda: InvertedResidual(8, 8, 1, float("inf")), ValueError,
+         "expand_ratio must be a finite number >= 1, got inf"),
+        (lambda: InvertedResidual(8, 8, 1, 6, se_ratio=True), ValueError, "se_ratio"),
+    ],
+)
+def test_bad_layer_arguments_are_one_line_errors_naming_the_argument(
+    make, error: type[Exception], message: str
+) -> None:
+    with pytest.raises(error, match=message) as raised:
+        make()
+    assert type(raised.value) is error and "\n" not in str(raised.value)
+
+
+@pytest.mark.parametrize("name", ["relu", "relu6", "hardswish", "gelu", "silu", "ReLU6"])
+def test_activations_by_name_build_the_same_module_as_the_class(name: str) -> None:
+    expected = {"relu": nn.ReLU, "relu6": nn.ReLU6, "hardswish": nn.Hardswish,
+                "gelu": nn.GELU, "silu": nn.SiLU}[name.lower()]
+    layer = ConvNormAct(8, 8, activation=name)
+    assert type(layer.act) is expected
+    block = InvertedResidual(8, 8, 1, 2, activation=name)
+    assert type(block.depthwise.act) is expected and type(block.expand.act) is expected
+
+
+def test_an_activation_module_is_copied_for_each_use() -> None:
+    shared = nn.LeakyReLU(0.2)
+    block = InvertedResidual(8, 8, 1, 2, activation=shared)
+    assert isinstance(block.expand.act, nn.LeakyReLU) and block.expand.act.negative_slope == 0.2
+    assert block.expand.act is not block.depthwise.act and block.expand.act is not shared

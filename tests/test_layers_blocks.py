@@ -173,3 +173,34 @@ def test_v1_and_v2_state_dict_layout_is_unchanged_by_the_builder() -> None:
     assert v2[6:8] == ["features.1.depthwise.conv.weight", "features.1.depthwise.bn.weight"]
     assert "features.2.expand.conv.weight" in v2 and not any(".se." in key for key in v2)
     assert v2[-2:] == ["classifier.1.weight", "classifier.1.bias"]
+
+
+@pytest.mark.parametrize(
+    ("make", "error", "message"),
+    [
+        (lambda: SqueezeExcite(True), TypeError, "channels must be an integer"),
+        (lambda: SqueezeExcite(16, gate="nope"), ValueError, "gate 'nope' is unknown"),
+        (lambda: UniversalInvertedResidual(8, 8, 1, "4"), TypeError,
+         "expand_ratio must be a number"),
+        (lambda: UniversalInvertedResidual(8, 8, 1, 4, False, 3), ValueError,
+         "start_kernel_size.*got False"),
+        (lambda: UniversalInvertedResidual(8, 8, 1, float("nan")), ValueError,
+         "expand_ratio must be a finite number > 0"),
+        (lambda: FusedInvertedResidual(8, 8, 1, 0), ValueError, "expand_ratio.*got 0"),
+        (lambda: FusedInvertedResidual(8, True, 1, 4), TypeError, "out_channels"),
+    ],
+)
+def test_bad_v3_v4_block_arguments_name_the_argument(
+    make, error: type[Exception], message: str
+) -> None:
+    with pytest.raises(error, match=message) as raised:
+        make()
+    assert type(raised.value) is error and "\n" not in str(raised.value)
+
+
+def test_v3_v4_blocks_take_activation_names() -> None:
+    assert isinstance(SqueezeExcite(16, activation="relu", gate="hardsigmoid").gate,
+                      nn.Hardsigmoid)
+    block = UniversalInvertedResidual(8, 8, 1, 4, 3, 3, activation="hardswish")
+    assert isinstance(block.expand.act, nn.Hardswish)
+    assert isinstance(FusedInvertedResidual(8, 8, activation="gelu").expand.act, nn.GELU)

@@ -19,7 +19,7 @@ SRC = Path(__file__).resolve().parents[1] / "src" / "mobilecnn"
 # only within the same package).
 RANKS = {
     "fileio": 0, "devices": 0, "limits": 0, "version": 0, "layers": 1, "counting": 3,
-    "models": 2, "data": 2, "weights": 3, "deploy": 4, "train": 5, "inference": 5,
+    "models": 2, "data": 2, "weights": 3, "factory": 4, "deploy": 4, "train": 5, "inference": 5,
     "cli": 6, "__main__": 7, "__init__": 7, "hubconf": 7,
 }
 
@@ -107,7 +107,7 @@ def test_imports_point_down() -> None:
 
 
 # Files still over the limit, each waiting for its split; the list only shrinks.
-OVER_THE_LIMIT = {"data/cache.py"}
+OVER_THE_LIMIT: set[str] = set()
 
 
 @pytest.mark.parametrize("path", sorted(SRC.rglob("*.py")), ids=lambda p: str(p.relative_to(SRC)))

@@ -117,8 +117,8 @@ def test_mobilenet_v4_head_and_block_types() -> None:
     [
         (lambda: MobileNetV3("medium"),
          "unknown MobileNetV3 variant 'medium'; choose one of: 'large', 'small'"),
-        (lambda: MobileNetV4("hybrid_medium"),
-         "unknown MobileNetV4 variant 'hybrid_medium'; choose one of: 'conv_small'"),
+        (lambda: MobileNetV4("hybrid_small"),
+         "unknown MobileNetV4 variant 'hybrid_small'; choose one of: 'conv_small'"),
         (lambda: create_model("mobilenet_v3_small", variant="large"), "already fixes the variant"),
         (lambda: MobileNetV3(width_mult=0), "width_mult must be > 0, got 0"),
         (lambda: MobileNetV4(total_stride=64), "total_stride must be one of"),
@@ -134,8 +134,11 @@ def test_bad_model_arguments(make, message: str) -> None:
 
 # ----------------------------------------------------------------- every model of the registry
 
-ALL_MODELS = sorted(MODELS)
-NEW_MODELS = [name for name in ALL_MODELS if "v3" in name or "v4" in name]
+# every classifier (encoders return feature maps); the big MobileNetV5s are slow even when tiny
+ALL_MODELS = [pytest.param(name, marks=pytest.mark.slow) if name.startswith("mobilenet_v5")
+              else name for name in sorted(MODELS) if not name.endswith("_encoder")]
+NEW_MODELS = [name for name in ALL_MODELS
+              if isinstance(name, str) and ("v3" in name or "v4" in name)]
 
 
 pytestmark = pytest.mark.usefixtures("one_thread")
@@ -189,10 +192,11 @@ def test_input_checks_head_reset_freeze_and_training(name: str) -> None:
     loss.backward()
     optimizer.step()
     assert torch.isfinite(loss) and all(p.grad is not None for p in model.parameters())
+    has_batchnorm = any(isinstance(m, nn.BatchNorm2d) for m in model.features.modules())
     model.freeze_backbone()
     assert not any(p.requires_grad for p in model.features.parameters())
     assert not any(isinstance(m, nn.BatchNorm2d) for m in model.features.modules())
-    assert any(isinstance(m, FrozenBatchNorm2d) for m in model.features.modules())
+    assert any(isinstance(m, FrozenBatchNorm2d) for m in model.features.modules()) == has_batchnorm
     model.zero_grad(set_to_none=True)
     model(x).sum().backward()
     assert all(p.grad is None for p in model.features.parameters())
@@ -203,13 +207,17 @@ def test_input_checks_head_reset_freeze_and_training(name: str) -> None:
 
 @pytest.mark.parametrize("name", ALL_MODELS)
 def test_counting_and_summary(name: str) -> None:
+    from torch.nn.attention import SDPBackend, sdpa_kernel
     from torch.utils.flop_counter import FlopCounterMode
 
     model = tiny(name).eval()
     report = summary(model, 32)
     assert report.total_params == param_count(model)
     assert sum(layer.params for layer in report.layers) == param_count(model)
-    with FlopCounterMode(display=False) as counter, torch.no_grad():
+    # the math attention kernel runs as matmuls the counter sees (the fused CPU kernel is not
+    # counted by FlopCounterMode)
+    with FlopCounterMode(display=False) as counter, torch.no_grad(), \
+            sdpa_kernel(SDPBackend.MATH):
         model(torch.zeros(1, 3, 32, 32))
     assert report.total_macs == counter.get_total_flops() // 2
 

@@ -5,6 +5,8 @@ from __future__ import annotations
 import csv
 import json
 import math
+import struct
+import zipfile
 from pathlib import Path
 
 import pytest
@@ -140,3 +142,79 @@ def test_per_class_csv_and_metric_log(tmp_path: Path) -> None:
     assert [row["epoch"] for row in read_metrics(log.path)] == [1, 2]
     log.rewrite([{"epoch": 1, "val_top1": 0.5}])
     assert json.loads(log.path.read_text()) == {"epoch": 1, "val_top1": 0.5}
+
+
+def _flip_a_bit_in_the_largest_tensor(path: Path) -> None:
+    """Flip one bit in the middle of the largest tensor record of a torch.save zip file."""
+    with zipfile.ZipFile(path) as archive:
+        member = max((info for info in archive.infolist() if "/data/" in info.filename),
+                     key=lambda info: info.file_size)
+    with path.open("r+b") as file:
+        file.seek(member.header_offset + 26)
+        name_length, extra_length = struct.unpack("<HH", file.read(4))
+        offset = member.header_offset + 30 + name_length + extra_length + member.file_size // 2
+        file.seek(offset)
+        byte = file.read(1)[0]
+        file.seek(offset)
+        file.write(bytes([byte ^ 0x10]))
+
+
+def test_a_changed_bit_in_the_tensors_is_a_checkpoint_error_naming_the_file(
+    tmp_path: Path,
+) -> None:
+    model = MobileNetV2(**KWARGS)
+    path = save_checkpoint(_checkpoint(model), tmp_path / "best.pt")
+    assert isinstance(torch.load(path, weights_only=True)["tensor_crc32"], int)
+    _flip_a_bit_in_the_largest_tensor(path)
+    with pytest.raises(CheckpointError, match=(
+            f"checkpoint {path}: is damaged: its tensors do not match their checksum")):
+        load_model(path)
+    # a file without a checksum (mobilecnn 0.2.0 and earlier) still loads, damaged or not
+    old = torch.load(path, weights_only=True)
+    del old["tensor_crc32"]
+    torch.save(old, tmp_path / "old.pt")
+    assert load_checkpoint(tmp_path / "old.pt")["epoch"] == 1
+    # saving again computes a fresh checksum (the stale one is not carried along)
+    again = save_checkpoint(load_checkpoint(tmp_path / "old.pt"), tmp_path / "again.pt")
+    assert load_checkpoint(again)["epoch"] == 1
+
+
+def test_non_finite_weights_are_refused_unless_allowed(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from PIL import Image
+
+    from mobilecnn.cli import main
+
+    model = MobileNetV2(**KWARGS)
+    state = model.state_dict()
+    state["classifier.1.weight"][0, 0] = math.nan
+    values = _checkpoint(model)
+    values["model"] = state
+    path = save_checkpoint(values, tmp_path / "nan.pt")
+    before = path.read_bytes()
+    with pytest.raises(CheckpointError, match=(
+            r"has NaN or infinite weights in 1 tensor\(s\) \(classifier.1.weight\).*"
+            "allow_nonfinite=True")):
+        load_model(path)
+    loaded, _ = load_model(path, allow_nonfinite=True)
+    assert loaded.classifier[1].weight.isnan().any()
+    image = tmp_path / "image.png"
+    Image.new("RGB", (16, 16), (10, 200, 30)).save(image)
+    capsys.readouterr()
+    assert main(["predict", "--checkpoint", str(path), str(image)]) == 2
+    err = capsys.readouterr().err
+    assert len(err.strip().splitlines()) == 1 and "Traceback" not in err
+    assert err.startswith(f"mobilecnn: error: checkpoint {path}: has NaN or infinite weights")
+    assert main(["predict", "--checkpoint", str(path), str(image), "--allow-nonfinite"]) == 0
+    assert "nan%" in capsys.readouterr().out
+    out = tmp_path / "model.pt"
+    assert main(["export", str(path), "--format", "torchscript", "--out", str(out)]) == 2
+    assert "--allow-nonfinite on eval, predict and export" in capsys.readouterr().err
+    assert not out.exists()
+    from mobilecnn.cli import build_parser
+
+    parsed = build_parser().parse_args(["eval", "--checkpoint", str(path), "--data", "d",
+                                        "--allow-nonfinite"])
+    assert parsed.allow_nonfinite is True
+    assert path.read_bytes() == before

@@ -149,5 +149,5 @@ def test_wrong_width_and_include_classifier_false() -> None:
 def test_wrong_model_types() -> None:
     with pytest.raises(TypeError, match="only for MobileNetV2 and MobileNetV3.*load_timm"):
         torchvision_key_map(MobileNetV4(width_mult=0.25))  # type: ignore[arg-type]
-    with pytest.raises(TypeError, match="only for MobileNetV4"):
+    with pytest.raises(TypeError, match="only for MobileNetV1, MobileNetV4 and MobileNetV5"):
         timm_key_map(MobileNetV3(width_mult=0.25))  # type: ignore[arg-type]

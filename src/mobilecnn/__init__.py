@@ -27,11 +27,13 @@ from .deploy import (
     quantize,
     unfreeze_backbone,
 )
+from .factory import create_model
 from .layers import (
     ConvNormAct,
     DepthwiseSeparableConv,
     FusedInvertedResidual,
     InvertedResidual,
+    MobileMQA,
     SqueezeExcite,
     UniversalInvertedResidual,
     make_divisible,
@@ -45,11 +47,13 @@ from .models import (
     MobileNetV2,
     MobileNetV3,
     MobileNetV4,
+    MobileNetV5,
+    MobileNetV5Encoder,
     build_stages,
-    create_model,
 )
 from .version import __version__
 from .weights import (
+    list_pretrained,
     load_timm_state_dict,
     load_torchvision_state_dict,
     to_timm_state_dict,
@@ -67,11 +71,14 @@ __all__ = [
     "FusedInvertedResidual",
     "InvertedResidual",
     "LayerStats",
+    "MobileMQA",
     "MobileNetBase",
     "MobileNetV1",
     "MobileNetV2",
     "MobileNetV3",
     "MobileNetV4",
+    "MobileNetV5",
+    "MobileNetV5Encoder",
     "ModelSummary",
     "SqueezeExcite",
     "UniversalInvertedResidual",
@@ -85,6 +92,7 @@ __all__ = [
     "fold_batchnorm",
     "freeze_backbone",
     "load_timm_state_dict",
+    "list_pretrained",
     "load_torchvision_state_dict",
     "mac_count",
     "make_divisible",

@@ -1,8 +1,10 @@
 """Parameters, multiply-accumulates and a per-layer summary.
 
 MACs follow the papers' convention: one multiply-accumulate per weight use in convolutions
-(grouped and depthwise counted by their real fan-in) and linear layers; normalization,
-activations, pooling and residual additions are not counted.
+(grouped and depthwise counted by their real fan-in) and linear layers, and the two matrix
+products of attention (:class:`~mobilecnn.layers.ScaledDotProductAttention`: ``L * S * (key_dim
++ value_dim)`` for ``L`` queries and ``S`` keys); normalization, activations (softmax included),
+pooling, resizing and residual additions are not counted.
 """
 
 from __future__ import annotations
@@ -14,7 +16,7 @@ from dataclasses import dataclass, field
 import torch
 from torch import nn
 
-from .layers import DepthwiseSeparableConv
+from .layers import DepthwiseSeparableConv, ScaledDotProductAttention
 
 __all__ = [
     "ConvComparison",
@@ -40,9 +42,14 @@ def param_count(module: nn.Module, trainable_only: bool = False) -> int:
     )
 
 
-def _layer_macs(module: nn.Module, output: torch.Tensor) -> int:
+def _layer_macs(module: nn.Module, inputs: tuple[object, ...], output: torch.Tensor) -> int:
     """Multiply-accumulates of one sample through ``module`` that produced ``output``."""
     per_sample_outputs = output[0].numel()
+    if isinstance(module, ScaledDotProductAttention):
+        query, key = inputs[0], inputs[1]
+        assert isinstance(query, torch.Tensor) and isinstance(key, torch.Tensor)
+        queries = query[0].numel() // query.shape[-1]  # L (times heads, if any)
+        return queries * key.shape[-2] * (query.shape[-1] + output.shape[-1])
     if isinstance(module, nn.Conv2d):
         kh, kw = module.kernel_size
         return per_sample_outputs * (module.in_channels // module.groups) * kh * kw
@@ -152,8 +159,8 @@ def summary(model: nn.Module, input_size: InputSize) -> ModelSummary:
     layers: list[LayerStats] = []
     handles = []
 
-    def make_hook(name: str) -> Callable[[nn.Module, object, object], None]:
-        def hook(module: nn.Module, _inputs: object, output: object) -> None:
+    def make_hook(name: str) -> Callable[[nn.Module, tuple[object, ...], object], None]:
+        def hook(module: nn.Module, inputs: tuple[object, ...], output: object) -> None:
             if not isinstance(output, torch.Tensor):
                 return
             layers.append(
@@ -162,7 +169,7 @@ def summary(model: nn.Module, input_size: InputSize) -> ModelSummary:
                     layer_type=type(module).__name__,
                     output_shape=tuple(output.shape),
                     params=sum(p.numel() for p in module.parameters(recurse=False)),
-                    macs=_layer_macs(module, output),
+                    macs=_layer_macs(module, inputs, output),
                 )
             )
 
@@ -188,7 +195,8 @@ def summary(model: nn.Module, input_size: InputSize) -> ModelSummary:
 
 
 def mac_count(model: nn.Module, input_size: InputSize) -> int:
-    """Multiply-accumulates of one forward pass at batch 1 (convolutions and linear layers)."""
+    """Multiply-accumulates of one forward pass at batch 1 (convolutions, linear layers and
+    attention's matrix products)."""
     return summary(model, input_size).total_macs
 
 

@@ -4,6 +4,8 @@ Every file the library produces (checkpoints, exports, caches, metrics, CSVs, pl
 through :func:`atomic_path` or :func:`atomic_write`: the bytes go to a temporary file in the same
 folder, are flushed and fsync'ed, then renamed over the target with ``os.replace``. A crash, a
 kill or a full disk leaves either the old file or the new one, never a truncated one.
+A symbolic link is followed (the link is kept); ``/dev/null``, other character devices and
+FIFOs are written through, never replaced.
 Temporary files are named ``.<name>.tmp-<pid>-<token>``; :func:`clean_stale_temps` removes
 those whose process is gone. :func:`check_not_input` refuses to write an output onto one of the
 command's own inputs.
@@ -16,6 +18,9 @@ import errno
 import os
 import re
 import secrets
+import shutil
+import stat
+import tempfile
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import IO, Any
@@ -65,32 +70,89 @@ def _fsync_file(path: Path) -> None:
         os.fsync(handle.fileno())
 
 
+def _output_target(target: Path) -> tuple[Path, bool]:
+    """Where the bytes for ``target`` go: ``(path, special)``.
+
+    A symbolic link is followed (the link itself stays); ``special`` is True for a character
+    device or a FIFO, which are written through instead of replaced. Any other kind of file
+    (block device, socket) and a link loop are refused.
+    """
+    real = Path(os.path.realpath(target)) if os.path.islink(target) else target
+    if os.path.islink(real):
+        raise OSError(errno.ELOOP, os.strerror(errno.ELOOP), str(target))
+    try:
+        mode = os.stat(real).st_mode
+    except FileNotFoundError:
+        return real, False
+    except OSError:
+        return real, False  # the write reports the problem, naming the file
+    if stat.S_ISDIR(mode):
+        raise IsADirectoryError(f"{str(target)!r} is a directory; give a file name")
+    if stat.S_ISREG(mode):
+        return real, False
+    if stat.S_ISCHR(mode) or stat.S_ISFIFO(mode):
+        return real, True
+    kind = "a block device" if stat.S_ISBLK(mode) else "a socket or other special file"
+    raise ValueError(f"{str(target)!r} is {kind}, not a file; write the output to a regular "
+                     "file (or /dev/null, or a pipe)")
+
+
+def _write_through(source: Path, device: Path, shown: Path) -> None:
+    """Copy ``source`` into the character device or FIFO ``device`` (never replaced)."""
+    try:
+        descriptor = os.open(device, os.O_WRONLY | os.O_NONBLOCK)
+    except OSError as error:
+        if error.errno == errno.ENXIO:  # a FIFO nobody reads: it would block forever
+            raise OSError(errno.ENXIO, "no process is reading this pipe", str(shown)) from None
+        raise OSError(error.errno, error.strerror, str(shown)) from None
+    try:
+        with contextlib.suppress(ImportError, OSError):
+            import fcntl
+
+            flags = fcntl.fcntl(descriptor, fcntl.F_GETFL)
+            fcntl.fcntl(descriptor, fcntl.F_SETFL, flags & ~os.O_NONBLOCK)
+        with open(source, "rb") as data, os.fdopen(descriptor, "wb", closefd=False) as out:
+            shutil.copyfileobj(data, out, 2**20)
+    except OSError as error:
+        raise OSError(error.errno, error.strerror or str(error), str(shown)) from None
+    finally:
+        os.close(descriptor)
+
+
 @contextlib.contextmanager
 def atomic_path(path: PathLike) -> Iterator[Path]:
     """Yield a temporary path beside ``path``; on success it is fsync'ed and renamed to ``path``.
 
     For writers that want a file name (``torch.jit.save``, ONNX, matplotlib). On any exception
-    the temporary file is removed and ``path`` is left exactly as it was.
+    the temporary file is removed and ``path`` is left exactly as it was. A symbolic link is
+    written through (the file it points to is replaced, the link stays); a character device
+    (``/dev/null``) or a FIFO receives the bytes once they are complete, and is never replaced.
     """
     target = Path(path)
     if target.is_dir():
         raise IsADirectoryError(f"{str(target)!r} is a directory; give a file name")
-    temporary = temp_path_for(target)
+    real, special = _output_target(target)
+    folder = Path(tempfile.gettempdir()) if special else real.parent
+    temporary = folder / temp_path_for(real).name
     try:
         yield temporary
         if not temporary.exists():
             raise FileNotFoundError(f"the writer produced no file for {str(target)!r}")
-        _fsync_file(temporary)
-        os.replace(temporary, target)
+        if special:
+            _write_through(temporary, real, target)
+        else:
+            _fsync_file(temporary)
+            os.replace(temporary, real)
     except OSError as error:
         # name the file the caller asked for, not our temporary (or nothing at all)
-        if error.errno is not None and error.filename in (None, str(temporary)):
+        if error.errno is not None and error.filename in (None, str(temporary), str(real)):
             raise OSError(error.errno, error.strerror or str(error), str(target)) from error
         raise
     finally:
         with contextlib.suppress(FileNotFoundError):
             temporary.unlink()
-    fsync_dir(target.parent)
+    if not special:
+        fsync_dir(real.parent)
 
 
 @contextlib.contextmanager
@@ -254,6 +316,11 @@ _OS_ERROR_HINTS = {
     errno.ENOTDIR: "a part of the path is a file, not a folder",
     errno.EEXIST: "it already exists (as a file where a folder is needed?)",
     errno.EIO: "an input/output error: the disk or network file system failed",
+    errno.EFBIG: "the file is too large (over the file-size limit, `ulimit -f`, or the file "
+                 "system's): write somewhere else",
+    errno.ENXIO: "no process is reading this pipe: start the reader first, or write to a file",
+    errno.ELOOP: "too many levels of symbolic links (a link loop): fix the link or choose "
+                 "another file",
 }
 
 

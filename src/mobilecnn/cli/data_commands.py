@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import sys
 import warnings
 from pathlib import Path
 
@@ -89,7 +90,7 @@ def run_prepare(args: argparse.Namespace) -> int:
                                  skip_bad=args.skip_bad, num_workers=args.workers,
                                  progress=not args.no_progress, image_size=args.image_size)
         for warning in caught:
-            print(f"warning: {warning.message}")
+            print(f"warning: {warning.message}", file=sys.stderr)
         decoded = load_cache(path, verify=False)  # prepare_cache verified it
         size = path.stat().st_size / 2**20
         skipped = f", skipped {len(decoded.skipped)} unreadable" if decoded.skipped else ""

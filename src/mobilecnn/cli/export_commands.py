@@ -1,5 +1,5 @@
-"""``mobilecnn export``: a model name or a training checkpoint to ONNX, ExecuTorch or TorchScript,
-in fp32 or (ONNX, ExecuTorch) int8."""
+"""``mobilecnn export``: a model name or a training checkpoint to ONNX, ExecuTorch, LiteRT or
+TorchScript, in fp32 or (ONNX, ExecuTorch, LiteRT) int8."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ from typing import Any
 
 from .common import CLIError, positive_float, positive_int
 
-FORMATS = ("onnx", "pte", "torchscript")
+FORMATS = ("onnx", "pte", "tflite", "torchscript")
 
 
 def add_model_arguments(parser: argparse.ArgumentParser) -> None:
@@ -32,28 +32,34 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     """Add this group's subcommands to the parser."""
     export = subparsers.add_parser(
         "export",
-        help="export a model or checkpoint to ONNX, ExecuTorch (.pte) or TorchScript",
+        help="export a model or checkpoint to ONNX, ExecuTorch (.pte), LiteRT (.tflite) or "
+             "TorchScript",
         description=(
             "Export MODEL_OR_CHECKPOINT (a model name such as mobilenet_v2, with random weights, "
             "or a checkpoint file written by 'mobilecnn train') to ONNX (onnxruntime), an "
-            "ExecuTorch program with the XNNPACK delegate (pte) or TorchScript. BatchNorm is "
+            "ExecuTorch program with the XNNPACK delegate (pte), a LiteRT model (tflite) or "
+            "TorchScript. BatchNorm is "
             "folded first; the image size is fixed. --int8 quantizes (ONNX: QDQ for onnxruntime; "
-            "pte: XNNPACK int8), calibrating on training images."
+            "pte: XNNPACK int8; tflite: fully int8 LiteRT), calibrating on training images."
         ),
     )
     add_model_arguments(export)
     export.add_argument("--format", required=True, choices=FORMATS,
-                        help="onnx (needs the [onnx] extra), pte (ExecuTorch, the [edge] extra) "
+                        help="onnx (needs the [onnx] extra), pte (ExecuTorch, the [edge] extra), "
+                             "tflite (LiteRT, the [litert] extra) "
                              "or torchscript")
     export.add_argument("--out", required=True, type=Path, help="file to write")
     export.add_argument("--int8", action="store_true",
-                        help="post-training static int8 quantization (onnx and pte only)")
+                        help="post-training static int8 quantization (onnx, pte and tflite)")
     export.add_argument("--calibration", metavar="DATA_ROOT", type=Path, default=None,
                         help="data set (TinyImageNet layout) whose train split calibrates --int8 "
                              "(default: the checkpoint's training data; random images for a "
                              "model name)")
     export.add_argument("--calibration-images", type=positive_int, default=256,
                         help="training images used for calibration (default 256)")
+    export.add_argument("--allow-nonfinite", action="store_true",
+                        help="export a checkpoint whose weights hold NaN or infinite values "
+                             "(refused by default: such a model predicts NaN)")
     export.set_defaults(func=run_export)
 
 
@@ -93,7 +99,8 @@ def load_source(args: argparse.Namespace) -> tuple[Any, int, str, dict | None]:
                        "already records its architecture")
     from ..train.checkpoints import load_model
 
-    model, checkpoint = load_model(path, map_location="cpu")
+    model, checkpoint = load_model(path, map_location="cpu",
+                                   allow_nonfinite=getattr(args, "allow_nonfinite", False))
     input_size = args.input_size or _checkpoint_input_size(checkpoint) or 224
     described = f"{checkpoint.get('model_name', type(model).__name__)} from {source}"
     return model, input_size, described, checkpoint
@@ -154,7 +161,7 @@ def run_export(args: argparse.Namespace) -> int:
 
         check_not_input(out, [args.source], what="--out file")
     if args.int8 and args.format == "torchscript":
-        raise CLIError("--int8 works with --format onnx or pte (TorchScript int8 is not "
+        raise CLIError("--int8 works with --format onnx, pte or tflite (TorchScript int8 is not "
                        "supported)")
     try:
         written, precision = _write(args, model, input_size, checkpoint)
@@ -163,7 +170,8 @@ def run_export(args: argparse.Namespace) -> int:
     except OSError as error:
         raise CLIError(f"could not write --out {str(out)!r}: {error}") from None
     size_mb = written.stat().st_size / 1e6
-    batch = "batch 1 (larger batches are split)" if args.format == "pte" else "dynamic batch"
+    batch = {"pte": "batch 1 (larger batches are split)",
+             "tflite": "batch 1 (LiteRT can resize it)"}.get(args.format, "dynamic batch")
     print(f"wrote {written} ({args.format} {precision}, {described}, input "
           f"3x{input_size}x{input_size}, {batch}, {size_mb:.2f} MB)")
     return 0
@@ -171,17 +179,19 @@ def run_export(args: argparse.Namespace) -> int:
 
 def _write(args: argparse.Namespace, model: Any, input_size: int, checkpoint: dict | None
            ) -> tuple[Path, str]:
-    from ..deploy import export_executorch, export_onnx, export_torchscript, quantize
+    from ..deploy import export_executorch, export_onnx, export_tflite, export_torchscript, quantize
 
     if args.int8:
         batches, where = calibration_images(args, input_size, checkpoint)
         if args.format == "pte":
             batches = [image.unsqueeze(0) for batch in batches for image in batch]  # batch 1
-        backend = "onnxruntime" if args.format == "onnx" else "xnnpack"
+        backend = {"onnx": "onnxruntime", "pte": "xnnpack", "tflite": "litert"}[args.format]
         quantized = quantize(model, batches, backend=backend)
         return quantized.save(args.out), f"int8, calibrated on {where}"
     if args.format == "onnx":
         return export_onnx(model, args.out, input_size), "fp32"
     if args.format == "pte":
         return export_executorch(model, args.out, input_size), "fp32"
+    if args.format == "tflite":
+        return export_tflite(model, args.out, input_size), "fp32"
     return export_torchscript(model, args.out, input_size), "fp32"

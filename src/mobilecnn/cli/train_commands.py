@@ -16,6 +16,7 @@ DEMO_EPOCHS = 6
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     """Add this group's subcommands to the parser."""
+    from ..models import MODELS
     from ..train.config import TrainConfig, check_field
 
     unset = argparse.SUPPRESS
@@ -56,17 +57,33 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     evaluate.add_argument("--device", default="auto", help="auto (default), cpu, cuda, mps")
     evaluate.add_argument("--cache-dir", metavar="DIR", default=None,
                           help="decoded-image cache (default <data>/.mobilecnn_cache)")
+    evaluate.add_argument("--allow-nonfinite", action="store_true",
+                          help="use a checkpoint whose weights hold NaN or infinite values "
+                               "(refused by default: such a model predicts NaN)")
+    evaluate.add_argument("--recalibrate-bn", metavar="OUT", default=None,
+                          help="first recompute the BatchNorm statistics over 1,024 training "
+                               "images of --data, write that checkpoint to OUT and evaluate it")
     evaluate.set_defaults(func=run_eval)
 
     predict = subparsers.add_parser(
         "predict",
         help="top-5 classes of image files",
-        description="Classify images with a checkpoint: prints the top classes with names.",
+        description="Classify images with a checkpoint, or with an ImageNet model "
+                    "(--model with --pretrained): prints the top classes with names.",
     )
-    predict.add_argument("--checkpoint", required=True, metavar="CKPT", help="a .pt checkpoint")
+    predict.add_argument("--checkpoint", metavar="CKPT", help="a .pt checkpoint")
+    predict.add_argument("--model", choices=sorted(MODELS), metavar="MODEL",
+                         help=f"with --pretrained, instead of --checkpoint: one of "
+                              f"{', '.join(sorted(MODELS))}")
+    predict.add_argument("--pretrained", metavar="WEIGHTS",
+                         help="ImageNet weights for --model: a .pth/.bin/.safetensors file, "
+                              "'default' or a tag (downloaded once; see docs/weights.md)")
     predict.add_argument("images", nargs="+", metavar="IMAGE", help="image files")
     predict.add_argument("--top-k", type=positive_int, default=5, help="default 5")
     predict.add_argument("--device", default="cpu", help="default cpu")
+    predict.add_argument("--allow-nonfinite", action="store_true",
+                         help="use a checkpoint whose weights hold NaN or infinite values "
+                              "(refused by default: such a model predicts NaN)")
     predict.set_defaults(func=run_predict)
 
     demo = subparsers.add_parser(
@@ -117,6 +134,25 @@ def _train_config(args: argparse.Namespace) -> tuple[Any, Any]:
     return TrainConfig(**given), None
 
 
+def _fit_recipe(args: argparse.Namespace, config: Any) -> Any:
+    """Scale a recipe's EMA decay and warmup to the run (those not given); its note, if any,
+    goes to stderr as one line."""
+    import sys
+
+    from ..train.config import TrainConfig, fit_recipe_config
+    from ..train.recipes import get_recipe
+
+    if config.recipe is None:
+        return config
+    given = given_config_values(args, TrainConfig)
+    # without --data (e.g. --print-config alone) the run is taken to have the designed data
+    images = None if "data" in given else get_recipe(config.recipe).design_images
+    config, note = fit_recipe_config(config, given, images)
+    if note is not None:
+        print(f"mobilecnn: {note}", file=sys.stderr, flush=True)
+    return config
+
+
 def _report_run(result: Any, demo: bool) -> None:
     """The final figures and the files this run wrote (nothing it did not write)."""
     final = result.final
@@ -138,6 +174,8 @@ def run_train(args: argparse.Namespace) -> int:
     from ..train.loop import TrainingInterrupted, train
 
     config, point = _train_config(args)
+    if point is None:
+        config = _fit_recipe(args, config)
     if getattr(args, "print_config", False):
         print(json.dumps(config.to_dict(), indent=2))
         return 0
@@ -184,7 +222,10 @@ def run_eval(args: argparse.Namespace) -> int:
         checkpoint_path.parent / f"eval_{args.split}_per_class.csv")
     check_not_input(csv_path, [checkpoint_path], what="--per-class file")  # before the work
     device = pick_device(args.device)
-    model, checkpoint = load_model(checkpoint_path, map_location=device)
+    model, checkpoint = load_model(checkpoint_path, map_location=device,
+                                   allow_nonfinite=args.allow_nonfinite)
+    checkpoint_path, model, checkpoint = _check_batchnorm(args, checkpoint_path, model,
+                                                          checkpoint, device)
     split = load_cache(prepare_cache(args.data, args.split, cache_dir=args.cache_dir),
                        verify=False)  # prepare_cache just verified it
     if list(split.classes) != list(checkpoint["classes"]):
@@ -208,13 +249,52 @@ def run_eval(args: argparse.Namespace) -> int:
     return 0
 
 
+def _check_batchnorm(args: argparse.Namespace, path: Path, model: Any,
+                     checkpoint: dict[str, Any], device: Any) -> tuple[Path, Any, dict[str, Any]]:
+    """Warn (one line on stderr) about untrained or stale BatchNorm statistics; with
+    ``--recalibrate-bn OUT`` recompute them first and evaluate OUT instead."""
+    import sys
+
+    from ..train.batchnorm_stats import batchnorm_warning, recalibrate_checkpoint
+    from ..train.checkpoints import load_model
+
+    if args.recalibrate_bn is None:
+        warning = batchnorm_warning(model, checkpoint)
+        if warning is not None:
+            print(f"mobilecnn: {warning}", file=sys.stderr, flush=True)
+        return path, model, checkpoint
+    try:
+        out = recalibrate_checkpoint(path, args.data, args.recalibrate_bn, device=str(device),
+                                     cache_dir=args.cache_dir)
+    except ValueError as error:
+        raise CLIError(str(error)) from None
+    print(f"recalibrated BatchNorm statistics: {out}", flush=True)
+    model, checkpoint = load_model(out, map_location=device)
+    return out, model, checkpoint
+
+
 def run_predict(args: argparse.Namespace) -> int:
     from ..train.checkpoints import load_model
     from ..train.distributed import pick_device
-    from ..train.predict import predict_images
+    from ..train.predict import predict_imagenet, predict_images
 
-    model, checkpoint = load_model(args.checkpoint, map_location=pick_device(args.device))
-    for prediction in predict_images(model, checkpoint, args.images, top_k=args.top_k):
+    if (args.checkpoint is None) == (args.model is None and args.pretrained is None):
+        raise CLIError("predict takes either --checkpoint CKPT or --model MODEL --pretrained "
+                       "WEIGHTS")
+    if args.checkpoint is None:
+        if args.model is None or args.pretrained is None:
+            raise CLIError("--model and --pretrained go together (e.g. --model mobilenet_v2 "
+                           "--pretrained mobilenet_v2-7ebf99e0.pth)")
+        from ..factory import create_model
+
+        weights = True if args.pretrained == "default" else args.pretrained
+        model = create_model(args.model, pretrained=weights).to(pick_device(args.device))
+        predictions = predict_imagenet(model, args.images, top_k=args.top_k)
+    else:
+        model, checkpoint = load_model(args.checkpoint, map_location=pick_device(args.device),
+                                       allow_nonfinite=args.allow_nonfinite)
+        predictions = predict_images(model, checkpoint, args.images, top_k=args.top_k)
+    for prediction in predictions:
         print(f"{prediction.path}:")
         for rank, (wnid, name, probability) in enumerate(zip(
                 prediction.classes, prediction.class_names, prediction.probabilities,

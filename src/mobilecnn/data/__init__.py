@@ -19,6 +19,7 @@ from .augment import TINYIMAGENET_MEAN, TINYIMAGENET_STD, BatchAugment, compute_
 from .cache import (
     CACHE_DIRNAME,
     CacheError,
+    CacheRebuiltWarning,
     DecodedSplit,
     cache_path,
     load_cache,
@@ -33,6 +34,7 @@ from .download import (
     download_tiny_imagenet,
     safe_extract_zip,
 )
+from .imagenet import imagenet_class_names
 from .loader import CachedBatchLoader, JPEGLoader, jpeg_loader, shard_indices
 from .randaugment import AUGMENT_OPS, RandAugment, RandomErasing, TrivialAugmentWide, apply_op
 from .tinyimagenet import (
@@ -43,8 +45,19 @@ from .tinyimagenet import (
     read_image,
     resolve_root,
 )
+from .transforms import (
+    DEFAULT_DATA_CONFIG,
+    EvalTransform,
+    create_transform,
+    resolve_data_config,
+)
 
 __all__ = [
+    "DEFAULT_DATA_CONFIG",
+    "EvalTransform",
+    "create_transform",
+    "imagenet_class_names",
+    "resolve_data_config",
     "AUGMENT_OPS",
     "CACHE_DIRNAME",
     "DEMO_CLASSES",
@@ -59,6 +72,7 @@ __all__ = [
     "TINYIMAGENET_STD",
     "BatchAugment",
     "CacheError",
+    "CacheRebuiltWarning",
     "CachedBatchLoader",
     "CorruptImageError",
     "DecodedSplit",

@@ -1,31 +1,22 @@
-"""The decoded cache: a split decoded once into one uint8 file, read back memory-mapped.
+"""Building the decoded cache: a split decoded once into one uint8 file, read back
+memory-mapped.
 
-File layout (native byte order, recorded in the trailer)::
-
-    images  uint8  N x 3 x H x W   at offset 0
-    labels  int64  N               right after the images
-    trailer UTF-8 JSON metadata (classes, class names, source fingerprint, checksums, ...)
-    8 bytes little-endian length of the JSON, then the 8-byte end marker b"MCNNCACH"
-
-The file is written under a temporary name that is renamed when complete, so a truncated or
-half-written file is detected by :func:`load_cache` and rebuilt by :func:`prepare_cache`.
-The trailer holds a CRC-32 of every 4 MiB block of the image area and of the label area;
-:func:`load_cache` verifies them (about 1 GB/s: docs/data.md) and checks every label is a
-class index, so a damaged cache is an error naming the file, never silently used.
+:func:`prepare_cache` decodes a split (in worker processes) into a temporary file that is
+renamed when complete, so a truncated or half-written file is detected and rebuilt. An
+existing cache is reused only when it was made from the same files and passes its checksums;
+otherwise it is rebuilt, and a warning says why. The file format, and reading and verifying a
+cache, are in :mod:`mobilecnn.data.cache_format`.
 """
 
 from __future__ import annotations
 
 import errno
-import json
 import os
 import sys
 import warnings
-import zlib
 from array import array
 from collections.abc import Sequence
 from concurrent.futures import FIRST_EXCEPTION, Future, ProcessPoolExecutor, wait
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -33,52 +24,41 @@ import torch
 
 from ..fileio import atomic_path, clean_stale_temps
 from ._deps import tqdm_bar
-from .tinyimagenet import SPLITS, CorruptImageError, TinyImageNet, _open_rgb, resolve_root
+from .cache_format import (
+    FORMAT_VERSION,
+    CacheError,
+    DecodedSplit,
+    finish_cache_file,
+    load_cache,
+    read_cache_info,
+    verify_cache,
+    write_decoded_cache,
+)
+from .images import CorruptImageError, decode_rgb
+from .tinyimagenet import SPLITS, TinyImageNet, resolve_root
 
 __all__ = [
     "CACHE_DIRNAME",
     "CacheError",
+    "CacheRebuiltWarning",
     "DecodedSplit",
     "cache_path",
     "load_cache",
     "prepare_cache",
     "read_cache_info",
     "verify_cache",
+    "write_decoded_cache",
 ]
 
 CACHE_DIRNAME = ".mobilecnn_cache"
 """The folder under a data root holding its caches: the only thing mobilecnn writes there."""
-END_MARKER = b"MCNNCACH"
-FORMAT_VERSION = 2
-"""2: per-block CRC-32 checksums in the trailer (version 1 caches are rebuilt)."""
-CHECKSUM_BLOCK = 4 * 2**20
-_TRAILER_TAIL = 16  # JSON length (8 bytes) + end marker (8 bytes)
 _UNWRITABLE = (errno.EACCES, errno.EPERM, errno.EROFS)
 _FULL = (errno.ENOSPC, errno.EDQUOT)
+_SKIP_ADVICE = "pass skip_bad=True (--skip-bad) to leave unreadable images out"
 
 
-class CacheError(ValueError):
-    """A cache file that is truncated, not a cache, or cannot be written; names the file."""
-
-
-@dataclass
-class DecodedSplit:
-    """A decoded split: ``images`` uint8 ``N x 3 x H x W`` (memory-mapped), ``labels`` int64."""
-
-    images: torch.Tensor
-    labels: torch.Tensor
-    classes: list[str]
-    class_names: list[str]
-    split: str = ""
-    source: str = ""
-    """The data root the cache was made from."""
-    fingerprint: str = ""
-    skipped: list[str] = field(default_factory=list)
-    """Unreadable files left out by ``prepare_cache(skip_bad=True)`` (paths under the root)."""
-    path: Path | None = None
-
-    def __len__(self) -> int:
-        return int(self.images.shape[0])
+class CacheRebuiltWarning(UserWarning):
+    """An existing cache was not usable and is being rebuilt; the message says why."""
 
 
 def _default_workers() -> int:
@@ -102,133 +82,6 @@ def cache_path(
     return folder / f"{data_root.name}-{split}{suffix}.mcache"
 
 
-def read_cache_info(path: str | os.PathLike[str]) -> dict[str, Any]:
-    """The metadata of a cache file, after checking its size; raises :class:`CacheError`."""
-    path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"cache file {path} does not exist; build it with "
-                                "`mobilecnn prepare --data DIR` or prepare_cache(root, split)")
-    size = path.stat().st_size
-    broken = (f"cache file {path} is truncated or not a mobilecnn cache; delete it and run "
-              "`mobilecnn prepare` (prepare_cache rebuilds it)")
-    if size < _TRAILER_TAIL:
-        raise CacheError(broken)
-    with path.open("rb") as file:
-        file.seek(size - _TRAILER_TAIL)
-        tail = file.read(_TRAILER_TAIL)
-        json_length = int.from_bytes(tail[:8], "little")
-        if tail[8:] != END_MARKER or json_length > size - _TRAILER_TAIL:
-            raise CacheError(broken)
-        file.seek(size - _TRAILER_TAIL - json_length)
-        try:
-            info = json.loads(file.read(json_length).decode("utf-8"))
-            count, channels, height, width = (int(info[key]) for key in (
-                "count", "channels", "height", "width"))
-        except (ValueError, KeyError, TypeError):
-            raise CacheError(broken) from None
-    if info.get("format_version") != FORMAT_VERSION:
-        raise CacheError(f"cache file {path} has format version {info.get('format_version')}, "
-                         f"this mobilecnn reads {FORMAT_VERSION}; run `mobilecnn prepare` again "
-                         "(it rebuilds the cache)")
-    expected = count * channels * height * width + 8 * count + json_length + _TRAILER_TAIL
-    if expected != size:
-        raise CacheError(f"{broken} (size {size} bytes, expected {expected})")
-    if info.get("byteorder") != sys.byteorder:
-        raise CacheError(f"cache file {path} was written on a {info.get('byteorder')}-endian "
-                         "machine; run `mobilecnn prepare` again here")
-    return info
-
-
-def _block_checksums(path: Path, length: int) -> list[int]:
-    """CRC-32 of each ``CHECKSUM_BLOCK`` bytes of the first ``length`` bytes of ``path``."""
-    sums: list[int] = []
-    buffer = bytearray(CHECKSUM_BLOCK)
-    view = memoryview(buffer)
-    with path.open("rb", buffering=0) as file:
-        remaining = length
-        while remaining > 0:
-            want = min(CHECKSUM_BLOCK, remaining)
-            got = file.readinto(view[:want])
-            if not got:
-                break
-            while got < want:  # short reads
-                more = file.readinto(view[got:want])
-                if not more:
-                    break
-                got += more
-            sums.append(zlib.crc32(view[:got]))
-            remaining -= got
-    return sums
-
-
-def verify_cache(path: str | os.PathLike[str], info: dict[str, Any] | None = None) -> None:
-    """Check the image and label checksums of a cache; raises :class:`CacheError` naming the
-    damaged part."""
-    path = Path(path)
-    info = read_cache_info(path) if info is None else info
-    count = int(info["count"])
-    image_bytes = count * int(info["channels"]) * int(info["height"]) * int(info["width"])
-    expected = info.get("image_crc32")
-    label_crc = info.get("label_crc32")
-    if not isinstance(expected, list) or not isinstance(label_crc, int):
-        raise CacheError(f"cache file {path} has no checksums; run `mobilecnn prepare` again")
-    actual = _block_checksums(path, image_bytes)
-    for index, (want, got) in enumerate(zip(expected, actual, strict=False)):
-        if want != got:
-            slot = image_bytes // count if count else 1
-            first = index * CHECKSUM_BLOCK // slot
-            last = min(count, ((index + 1) * CHECKSUM_BLOCK - 1) // slot + 1) - 1
-            raise CacheError(
-                f"cache file {path} is damaged: checksum mismatch in the images "
-                f"{first}-{last} (block {index}); delete it and run `mobilecnn prepare` "
-                "(prepare_cache rebuilds it)")
-    if len(actual) != len(expected):
-        raise CacheError(f"cache file {path} is damaged (image area size); delete it and run "
-                         "`mobilecnn prepare`")
-    with path.open("rb") as file:
-        file.seek(image_bytes)
-        if zlib.crc32(file.read(8 * count)) != label_crc:
-            raise CacheError(f"cache file {path} is damaged: checksum mismatch in the labels; "
-                             "delete it and run `mobilecnn prepare` (prepare_cache rebuilds it)")
-
-
-def load_cache(path: str | os.PathLike[str], verify: bool = True) -> DecodedSplit:
-    """Open a cache made by :func:`prepare_cache`: images memory-mapped (copy-on-write, the file
-    is never modified), labels read into memory.
-
-    ``verify`` checks the block checksums first (reads the whole file once, about 1 GB/s);
-    every label is always checked to be a class index (-1 only in the test split).
-    """
-    path = Path(path)
-    info = read_cache_info(path)
-    if verify:
-        verify_cache(path, info)
-    count, channels, height, width = (info[k] for k in ("count", "channels", "height", "width"))
-    image_bytes = count * channels * height * width
-    flat = torch.from_file(str(path), shared=False, size=image_bytes, dtype=torch.uint8)
-    with path.open("rb") as file:
-        file.seek(image_bytes)
-        label_bytes = file.read(8 * count)
-    labels = torch.frombuffer(bytearray(label_bytes), dtype=torch.int64)
-    lowest = -1 if info.get("split") == "test" else 0
-    if count and (int(labels.min()) < lowest or int(labels.max()) >= len(info["classes"])):
-        raise CacheError(
-            f"cache file {path} is damaged: labels outside 0..{len(info['classes']) - 1} "
-            f"(found {int(labels.min())}..{int(labels.max())}); delete it and run "
-            "`mobilecnn prepare`")
-    return DecodedSplit(
-        images=flat.view(count, channels, height, width),
-        labels=labels,
-        classes=list(info["classes"]),
-        class_names=list(info["class_names"]),
-        split=str(info.get("split", "")),
-        source=str(info.get("source", "")),
-        fingerprint=str(info.get("fingerprint", "")),
-        skipped=list(info.get("skipped", [])),
-        path=path,
-    )
-
-
 def _decode_range(
     paths: Sequence[str], first_index: int, out_path: str, height: int, width: int,
     resize: bool, skip_bad: bool,
@@ -240,10 +93,10 @@ def _decode_range(
     bad: list[int] = []
     for offset, path in enumerate(paths):
         try:
-            image = _open_rgb(Path(path), height if resize else None)
-        except CorruptImageError:
+            image = decode_rgb(path, height if resize else None)
+        except CorruptImageError as error:
             if not skip_bad:
-                raise
+                raise CorruptImageError(f"{error}; {_SKIP_ADVICE}") from None
             bad.append(first_index + offset)
             continue
         if image.size != (width, height):
@@ -266,12 +119,28 @@ def _decode_range(
 def _first_image_size(dataset: TinyImageNet, skip_bad: bool) -> tuple[int, int]:
     for path, _ in dataset.samples:
         try:
-            width, height = _open_rgb(path).size
+            width, height = decode_rgb(path).size
             return height, width
-        except CorruptImageError:
+        except CorruptImageError as error:
             if not skip_bad:
-                raise
+                raise CorruptImageError(f"{error}; {_SKIP_ADVICE}") from None
     raise CorruptImageError(f"no readable image in split {dataset.split!r} of {dataset.root}")
+
+
+def _usable_cache(path: Path, fingerprint: str) -> bool:
+    """Whether the existing cache ``path`` can be reused; if not, a
+    :class:`CacheRebuiltWarning` says why it is rebuilt."""
+    try:
+        info = read_cache_info(path)
+        if info.get("fingerprint") == fingerprint:
+            verify_cache(path, info)
+            return True
+        reason = (f"cache file {path} is out of date: the images, labels or classes under its "
+                  "data root changed since it was built")
+    except CacheError as error:
+        reason = str(error)
+    warnings.warn(f"{reason}: rebuilding it", CacheRebuiltWarning, stacklevel=3)
+    return False
 
 
 def prepare_cache(
@@ -305,21 +174,14 @@ def prepare_cache(
     assert dataset.root is not None
     fingerprint = f"v{FORMAT_VERSION}:size={image_size}:{dataset.fingerprint()}"
     path = cache_path(dataset.root, split, cache_dir, image_size)
-    if path.exists():
-        try:
-            info = read_cache_info(path)
-            if info.get("fingerprint") == fingerprint:
-                verify_cache(path, info)
-        except CacheError as error:
-            warnings.warn(f"{error}: rebuilding it", stacklevel=2)
-        else:
-            if info.get("fingerprint") == fingerprint:
-                if info.get("skipped") and not skip_bad:
-                    raise CorruptImageError(
-                        f"cannot decode image {dataset.root / info['skipped'][0]} "
-                        f"({len(info['skipped'])} unreadable in split {split!r}); pass "
-                        "skip_bad=True (--skip-bad) to leave them out")
-                return path
+    if path.exists() and _usable_cache(path, fingerprint):
+        info = read_cache_info(path)
+        if info.get("skipped") and not skip_bad:
+            raise CorruptImageError(
+                f"cannot decode image {dataset.root / info['skipped'][0]} "
+                f"({len(info['skipped'])} unreadable in split {split!r}); pass "
+                "skip_bad=True (--skip-bad) to leave them out")
+        return path
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         clean_stale_temps(path.parent)  # temporary caches of killed runs
@@ -379,7 +241,7 @@ def _write_cache(dataset: TinyImageNet, path: Path, fingerprint: str, skip_bad: 
             "source": str(dataset.root), "fingerprint": fingerprint,
             "classes": dataset.classes, "class_names": dataset.class_names, "skipped": skipped,
         }
-        _finish_cache_file(temporary, kept * slot, array("q", labels).tobytes(), info)
+        finish_cache_file(temporary, kept * slot, array("q", labels).tobytes(), info)
     if bad:
         shown = ", ".join(skipped[:3]) + (", ..." if len(skipped) > 3 else "")
         warnings.warn(f"skipped {len(bad)} unreadable image(s) of split {dataset.split!r} "
@@ -402,45 +264,6 @@ def _die_with_parent(parent: int) -> None:
         return
     if os.getppid() != parent:  # the parent died before prctl took effect
         os._exit(1)
-
-
-def _finish_cache_file(path: Path, image_bytes: int, label_bytes: bytes,
-                       info: dict[str, Any]) -> None:
-    """Cut ``path`` after its image area, then append labels, checksums and the trailer."""
-    info["block_bytes"] = CHECKSUM_BLOCK
-    info["image_crc32"] = _block_checksums(path, image_bytes)
-    info["label_crc32"] = zlib.crc32(label_bytes)
-    trailer = json.dumps(info).encode("utf-8")
-    with path.open("r+b") as file:
-        file.seek(image_bytes)
-        file.truncate()
-        file.write(label_bytes)
-        file.write(trailer)
-        file.write(len(trailer).to_bytes(8, "little"))
-        file.write(END_MARKER)
-
-
-def write_decoded_cache(path: str | os.PathLike[str], images: torch.Tensor,
-                        labels: torch.Tensor, classes: Sequence[str], split: str = "train",
-                        class_names: Sequence[str] | None = None) -> Path:
-    """Write already decoded ``uint8 (N, 3, H, W)`` images and their labels as a cache file
-    that :func:`load_cache` reads (atomically; for tests and benchmarks)."""
-    path = Path(path)
-    if images.dtype != torch.uint8 or images.dim() != 4 or images.shape[0] != labels.numel():
-        raise ValueError("images must be uint8 (N, 3, H, W) with one label each")
-    count, channels, height, width = images.shape
-    info = {"format": "mobilecnn-decoded-cache", "format_version": FORMAT_VERSION,
-            "count": count, "channels": channels, "height": height, "width": width,
-            "byteorder": sys.byteorder, "split": split, "layout": "tensors", "source": "",
-            "fingerprint": "", "classes": list(classes),
-            "class_names": list(class_names if class_names is not None else classes),
-            "skipped": []}
-    with atomic_path(path) as temporary:
-        with temporary.open("wb") as file:
-            file.write(images.contiguous().numpy().tobytes())
-        _finish_cache_file(temporary, images.numel(),
-                           labels.to(torch.int64).contiguous().numpy().tobytes(), info)
-    return path
 
 
 def _decode_in_processes(ranges: list[tuple[int, list[str]]], args: tuple[Any, ...],

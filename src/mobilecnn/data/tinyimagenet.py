@@ -17,7 +17,7 @@ from typing import Any, Literal
 import torch
 from torch.utils.data import Dataset
 
-from ._deps import require_pil_image
+from .images import CorruptImageError, read_image
 
 __all__ = [
     "IMAGE_EXTENSIONS",
@@ -35,10 +35,6 @@ DATASET_DIRNAME = "tiny-imagenet-200"
 SPLITS = ("train", "val", "test")
 Split = Literal["train", "val", "test"]
 Layout = Literal["official", "folders"]
-
-
-class CorruptImageError(ValueError):
-    """An image file that cannot be decoded; the message names the file."""
 
 
 def _how_to_get_data(root: Path) -> str:
@@ -59,34 +55,6 @@ def resolve_root(root: str | os.PathLike[str]) -> Path:
     if not (path / "wnids.txt").is_file() and (path / DATASET_DIRNAME / "wnids.txt").is_file():
         return path / DATASET_DIRNAME
     return path
-
-
-def _open_rgb(path: Path, size: int | None = None) -> Any:
-    """The decoded image as a PIL RGB image (grayscale/palette/CMYK converted), optionally
-    resized to ``size`` x ``size``."""
-    image_module = require_pil_image()
-    try:
-        with image_module.open(path) as image:
-            rgb = image.convert("RGB")
-    except FileNotFoundError:
-        raise
-    except (OSError, SyntaxError, ValueError, image_module.DecompressionBombError) as error:
-        raise CorruptImageError(f"cannot decode image {path}: {error}") from None
-    if size is not None and rgb.size != (size, size):
-        rgb = rgb.resize((size, size), image_module.Resampling.BILINEAR, reducing_gap=3.0)
-    return rgb
-
-
-def read_image(path: str | os.PathLike[str], size: int | None = None) -> torch.Tensor:
-    """Decode one image file into a ``uint8`` tensor ``3 x H x W`` (RGB, grayscale converted).
-
-    ``size`` resizes to ``size x size``. A corrupt or truncated file raises
-    :class:`CorruptImageError` naming it.
-    """
-    rgb = _open_rgb(Path(path), size)
-    width, height = rgb.size
-    pixels = torch.frombuffer(bytearray(rgb.tobytes()), dtype=torch.uint8)
-    return pixels.view(height, width, 3).permute(2, 0, 1).contiguous()
 
 
 def _is_image(name: str) -> bool:

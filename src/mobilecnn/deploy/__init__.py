@@ -6,8 +6,9 @@ One job per module:
   (BatchNorm folded, channels_last, optional bfloat16; the original is untouched);
 * :mod:`~mobilecnn.deploy.export` - :func:`export_onnx` / :func:`export_executorch` /
   :func:`export_torchscript`;
-* :mod:`~mobilecnn.deploy.runtimes` - :class:`RuntimeModel`, an ONNX Runtime or ExecuTorch file
-  callable like a PyTorch model, and :func:`load_runtime_model`;
+* :mod:`~mobilecnn.deploy.litert` - :func:`export_tflite`, LiteRT (TensorFlow Lite) files;
+* :mod:`~mobilecnn.deploy.runtimes` - :class:`RuntimeModel`, an ONNX Runtime, ExecuTorch or
+  LiteRT file callable like a PyTorch model, and :func:`load_runtime_model`;
 * :mod:`~mobilecnn.deploy.quantize` - :func:`quantize`, post-training static int8;
 * :mod:`~mobilecnn.deploy.qat` - :func:`prepare_qat` / :func:`convert_qat`, quantization-aware
   training (on the fake quantization of :mod:`~mobilecnn.deploy.fake_quant`);
@@ -37,6 +38,7 @@ from ..weights import (
 from .bench import BenchResult, benchmark, benchmark_backends
 from .export import export_executorch, export_onnx, export_torchscript
 from .fold import fold_batchnorm, optimize_for_inference
+from .litert import export_tflite
 from .qat import convert_qat, prepare_qat
 from .quant_report import LayerQuantError, QuantizationReport, quantization_report
 from .quantize import QUANTIZATION_BACKENDS, available_quantization_backends, quantize
@@ -58,6 +60,7 @@ __all__ = [
     "create_feature_extractor",
     "export_executorch",
     "export_onnx",
+    "export_tflite",
     "export_torchscript",
     "fold_batchnorm",
     "freeze_backbone",

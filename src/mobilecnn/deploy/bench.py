@@ -1,7 +1,7 @@
 """Inference speed of one model on every backend of this machine, timed side by side.
 
 :func:`benchmark_backends` builds each backend (PyTorch eager and optimized, TorchScript,
-``torch.compile`` when asked, ONNX Runtime fp32/int8, ExecuTorch fp32/int8, int8 PyTorch, CUDA
+``torch.compile`` when asked, ONNX Runtime, ExecuTorch and LiteRT fp32/int8, int8 PyTorch, CUDA
 eager/AMP where a GPU exists), then times them round-robin (one call of each in turn, after a
 warm-up) so that load from other processes hits them alike, and returns one
 :class:`BenchResult` per backend with the median step time and its spread. A backend whose
@@ -32,6 +32,7 @@ from torch import nn
 from ..counting import mac_count, param_count
 from ..fileio import atomic_path, write_text_atomic
 from .fold import optimize_for_inference
+from .runtimes import RuntimeModel
 
 __all__ = ["BACKENDS", "CSV_COLUMNS", "BenchResult", "benchmark", "benchmark_backends",
            "format_table", "plot_results", "write_csv"]
@@ -47,6 +48,8 @@ BACKENDS = {
     "onnxruntime-int8": "ONNX Runtime, quantize(backend='onnxruntime'): QDQ u8/s8 (int8)",
     "executorch": "ExecuTorch + XNNPACK, the file export_executorch writes (fp32)",
     "executorch-int8": "ExecuTorch + XNNPACK, quantize(backend='xnnpack') (int8)",
+    "litert": "LiteRT + XNNPACK, the file export_tflite writes (fp32)",
+    "litert-int8": "LiteRT + XNNPACK, quantize(backend='litert'): fully int8 .tflite (int8)",
     "pytorch-int8": "PyTorch PT2E + X86InductorQuantizer, lowered to oneDNN int8 ops (int8)",
     "cuda-eager": "PyTorch on the GPU, the model as built (fp32)",
     "cuda": "PyTorch on the GPU, the optimized model: BatchNorm folded, channels_last (fp32)",
@@ -58,6 +61,7 @@ BACKENDS = {
 """Backend name -> what is timed."""
 
 _PRECISION = {"onnxruntime-int8": "int8", "executorch-int8": "int8", "pytorch-int8": "int8",
+              "litert-int8": "int8",
               "cuda-amp": "amp", "cuda-compile": "amp"}
 
 CSV_COLUMNS = ("model", "infer_samples_per_sec", "infer_step_time", "infer_batch_size",
@@ -129,19 +133,20 @@ class BenchResult:
 # --------------------------------------------------------------------------- builders
 
 
-def _onnx_bytes(model: nn.Module, size: int) -> bytes:
-    from .export import export_onnx
+def _fp32_runtime(file_format: str, model: nn.Module, size: int, batch: int) -> RuntimeModel:
+    """The fp32 file ``export_onnx`` / ``export_executorch`` / ``export_tflite`` writes, loaded."""
+    from .export import export_executorch, export_onnx
+    from .litert import export_tflite
 
     with tempfile.TemporaryDirectory(prefix="mobilecnn-bench-") as folder:
-        return export_onnx(model, Path(folder) / "model.onnx", size).read_bytes()
-
-
-def _pte_bytes(model: nn.Module, size: int, batch: int) -> bytes:
-    from .export import export_executorch
-
-    with tempfile.TemporaryDirectory(prefix="mobilecnn-bench-") as folder:
-        path = Path(folder) / "model.pte"
-        return export_executorch(model, path, size, batch_size=batch).read_bytes()
+        path = Path(folder) / f"model.{file_format}"
+        if file_format == "onnx":
+            export_onnx(model, path, size)
+        elif file_format == "pte":
+            export_executorch(model, path, size, batch_size=batch)
+        else:
+            export_tflite(model, path, size, batch_size=batch)
+        return RuntimeModel(path.read_bytes(), file_format, "fp32")
 
 
 def _pytorch_int8(model: nn.Module, calibration: list[torch.Tensor]) -> nn.Module:
@@ -171,7 +176,6 @@ def _build(name: str, model: nn.Module, size: int, batch: int,
            calibration: list[torch.Tensor]) -> tuple[Runner, int | None]:
     """The function to time for backend ``name`` and the size of its file (if it has one)."""
     from .quantize import quantize
-    from .runtimes import RuntimeModel
 
     if name == "eager":
         return model, None
@@ -189,14 +193,13 @@ def _build(name: str, model: nn.Module, size: int, batch: int,
         return frozen, buffer.getbuffer().nbytes
     if name == "compile":
         return torch.compile(optimize_for_inference(model)), None
-    if name == "onnxruntime":
-        ort = RuntimeModel(_onnx_bytes(model, size), "onnx", "fp32")
-        return ort, ort.file_bytes
-    if name == "executorch":
-        pte = RuntimeModel(_pte_bytes(model, size, batch), "pte", "fp32")
-        return pte, pte.file_bytes
-    if name in ("onnxruntime-int8", "executorch-int8"):
-        backend = "onnxruntime" if name == "onnxruntime-int8" else "xnnpack"
+    if name in ("onnxruntime", "executorch", "litert"):
+        runtime = _fp32_runtime({"onnxruntime": "onnx", "executorch": "pte",
+                                 "litert": "tflite"}[name], model, size, batch)
+        return runtime, runtime.file_bytes
+    if name in ("onnxruntime-int8", "executorch-int8", "litert-int8"):
+        backend = {"onnxruntime-int8": "onnxruntime", "executorch-int8": "xnnpack",
+                   "litert-int8": "litert"}[name]
         quantized = quantize(model, calibration, backend=backend)
         return quantized, quantized.file_bytes
     if name == "pytorch-int8":

@@ -7,6 +7,7 @@ file at that path untouched.
 from __future__ import annotations
 
 import copy
+import io
 import os
 import warnings
 from collections.abc import Callable
@@ -16,7 +17,7 @@ import torch
 from torch import nn
 
 from ..counting import InputSize, input_batch_shape
-from ..fileio import atomic_path
+from ..fileio import atomic_path, atomic_write
 from .fold import optimize_for_inference
 from .runtimes import require_executorch
 
@@ -123,8 +124,12 @@ def export_torchscript(
         with torch.no_grad():
             traced = torch.jit.trace(prepared, example)
             frozen = torch.jit.freeze(traced)
-        with atomic_path(out) as temporary:
-            _write_or_raise(lambda: torch.jit.save(frozen, str(temporary)), out)
+        # Serialized in memory first: torch.jit.save writing to a file aborts the process
+        # (C++ terminate) when the disk fills up. Python's write raises an OSError instead.
+        buffer = io.BytesIO()
+        _write_or_raise(lambda: torch.jit.save(frozen, buffer), out)
+    with atomic_write(out) as handle:
+        handle.write(buffer.getbuffer())
     return out
 
 

@@ -42,12 +42,36 @@ def _fold_pair(conv: nn.Conv2d, bn: nn.BatchNorm2d | FrozenBatchNorm2d, where: s
     conv.bias = nn.Parameter(new_bias.to(conv.weight.dtype), requires_grad=False)
 
 
+def _affine_conv(bn: nn.BatchNorm2d | FrozenBatchNorm2d, where: str) -> nn.Conv2d:
+    """An eval-mode BatchNorm that follows no convolution as the 1x1 depthwise conv (with bias)
+    computing the same per-channel affine map."""
+    conv = nn.Conv2d(bn.num_features, bn.num_features, 1, groups=bn.num_features, bias=False)
+    with torch.no_grad():
+        conv.weight.fill_(1.0)
+    conv.to(device=bn.running_mean.device if bn.running_mean is not None else None)
+    _fold_pair(conv, bn, where)
+    return conv
+
+
+def _replace_lone_batchnorms(model: nn.Module) -> None:
+    """Every BatchNorm left after folding (e.g. the pre-norm of an attention block, which feeds
+    several convolutions) becomes the equivalent per-channel conv (:func:`_affine_conv`)."""
+    for parent_name, parent in list(model.named_modules()):
+        for name, child in list(parent.named_children()):
+            if isinstance(child, (nn.BatchNorm2d, FrozenBatchNorm2d)) and (
+                    child.running_var is not None):  # batch statistics cannot be folded
+                where = f"{parent_name}.{name}" if parent_name else name
+                setattr(parent, name, _affine_conv(child, where))
+
+
 def fold_batchnorm(model: nn.Module, inplace: bool = False) -> nn.Module:
     """Fold every ``Conv2d -> BatchNorm2d`` pair into the convolution (which gains a bias).
 
     Pairs are consecutive children of an ``nn.Sequential`` (:class:`~mobilecnn.ConvNormAct`'s
     ``conv``/``bn``, and torchvision's ``Conv2dNormActivation`` alike); the BatchNorm (or
-    :class:`~mobilecnn.models.freeze.FrozenBatchNorm2d`) is removed.
+    :class:`~mobilecnn.models.freeze.FrozenBatchNorm2d`) is removed. A BatchNorm that follows
+    no convolution (the pre-norm of :class:`~mobilecnn.MobileMQA`) becomes the equivalent 1x1
+    depthwise conv; other norms (RMSNorm, LayerNorm) stay as they are.
     The result is in eval mode, where it computes the same function as ``model.eval()``.
     Returns a deep copy unless ``inplace``. Raises ``ValueError`` for a BatchNorm without
     running statistics, which cannot be folded.
@@ -66,6 +90,7 @@ def fold_batchnorm(model: nn.Module, inplace: bool = False) -> nn.Module:
                 to_remove.append(bn_name)
         for bn_name in to_remove:
             delattr(parent, bn_name)
+    _replace_lone_batchnorms(folded)
     return folded
 
 

@@ -10,6 +10,9 @@ Two backends, chosen by measurement (``docs/deployment.md``):
 * ``"xnnpack"``: PT2E (``torch.export`` + ExecuTorch's ``XNNPACKQuantizer``, int8 symmetric
   per-channel weights) lowered to an ExecuTorch program with the XNNPACK delegate: what Android
   and iOS phones run. Extra ``edge``.
+* ``"litert"``: PT2E with litert-torch's quantizer (int8 symmetric per-channel weights, int8
+  activations), converted to a fully int8 LiteRT ``.tflite`` model for Android apps. Extra
+  ``litert``.
 
 The result is a :class:`~mobilecnn.deploy.RuntimeModel`: call it on float images, ``.save()`` it,
 read it back with :func:`~mobilecnn.deploy.load_runtime_model`.
@@ -28,27 +31,30 @@ from torch import nn
 
 from . import runtimes
 from .fold import fold_batchnorm
-from .runtimes import RuntimeModel, require_executorch, require_onnxruntime
+from .runtimes import RuntimeModel, require_executorch, require_litert, require_onnxruntime
 
 __all__ = ["QUANTIZATION_BACKENDS", "available_quantization_backends", "calibration_batches",
-           "quantize"]
+           "quantize", "tflite_bytes"]
 
 QUANTIZATION_BACKENDS = {
     "onnxruntime": 'ONNX Runtime QDQ (u8 activations, s8 per-channel weights): pip install '
                    '"mobilecnn[onnx]"',
     "xnnpack": 'ExecuTorch + XNNPACK (s8 symmetric, per-channel weights), what phones run: '
                'pip install "mobilecnn[edge]"',
+    "litert": 'LiteRT (TensorFlow Lite) + XNNPACK, fully int8 .tflite for Android apps: '
+              'pip install "mobilecnn[litert]"',
 }
 """Backend name -> what it is and how to install it."""
 
 # Fastest first, as measured on x86 (docs/deployment.md): backend=None takes the first installed.
-_PREFERENCE = ("onnxruntime", "xnnpack")
+_PREFERENCE = ("onnxruntime", "xnnpack", "litert")
 
 
 def available_quantization_backends() -> list[str]:
     """The :data:`QUANTIZATION_BACKENDS` whose packages are installed, fastest first."""
     installed = {"onnxruntime": runtimes.onnxruntime_installed(),
-                 "xnnpack": runtimes.executorch_installed()}
+                 "xnnpack": runtimes.executorch_installed(),
+                 "litert": runtimes.litert_installed()}
     return [name for name in _PREFERENCE if installed[name]]
 
 
@@ -64,6 +70,8 @@ def _resolve_backend(backend: str | None) -> str:
                          f"{', '.join(QUANTIZATION_BACKENDS)}")
     if backend == "onnxruntime":
         require_onnxruntime()
+    elif backend == "litert":
+        require_litert()
     else:
         require_executorch()
     return backend
@@ -133,12 +141,13 @@ def quantize(
     to (any batch size). BatchNorm is folded first; weights are int8 per output channel,
     activations int8/uint8 per tensor with ranges taken from the calibration data.
 
-    ``backend``: ``"onnxruntime"`` (fastest on x86), ``"xnnpack"`` (ExecuTorch, phones), or
-    ``None`` for the fastest one installed (:func:`available_quantization_backends`).
-    ``threads`` sets ONNX Runtime's intra-op threads (default ``torch.get_num_threads()``).
+    ``backend``: ``"onnxruntime"`` (fastest on x86), ``"xnnpack"`` (ExecuTorch, phones),
+    ``"litert"`` (LiteRT ``.tflite``, Android apps), or ``None`` for the fastest one installed
+    (:func:`available_quantization_backends`). ``threads`` sets ONNX Runtime's and LiteRT's
+    threads (default ``torch.get_num_threads()``).
 
     Returns a :class:`~mobilecnn.deploy.RuntimeModel`: ``q(images)`` gives float logits of the
-    float model's shape; ``q.save("model.onnx")`` / ``q.save("model.pte")`` writes it and
+    float model's shape; ``q.save("model.onnx")`` (``.pte``, ``.tflite``) writes it and
     :func:`~mobilecnn.deploy.load_runtime_model` loads it back. Raises ``ValueError`` for empty
     or ill-shaped calibration data and models that cannot be quantized, ``ImportError``
     (naming the extra) for a backend that is not installed.
@@ -154,6 +163,8 @@ def quantize(
                              f"{list(batches[0].shape)}: {str(error).splitlines()[0]}") from None
     if name == "onnxruntime":
         quantized = _quantize_onnxruntime(folded, batches, threads)
+    elif name == "litert":
+        quantized = _quantize_litert(folded, batches, threads)
     else:
         quantized = _quantize_xnnpack(folded, batches)
     logits = quantized(batches[0][:1])
@@ -238,3 +249,54 @@ def _quantize_xnnpack(folded: nn.Module, batches: list[torch.Tensor]) -> Runtime
         # ExecuTorch plans memory for one fixed shape: the first calibration batch's
         program = executorch_program(exported_program(converted, batches[0]))
     return RuntimeModel(program, "pte", "int8")
+
+
+def _quantize_litert(folded: nn.Module, batches: list[torch.Tensor],
+                     threads: int | None) -> RuntimeModel:
+    """litert-torch's documented int8 route: PT2E with its ``PT2EQuantizer`` (per-channel
+    symmetric weights, histogram-calibrated int8 activations), then ``litert_torch.convert``."""
+    require_litert()
+    from litert_torch.quantize.pt2e_quantizer import (
+        PT2EQuantizer,
+        get_symmetric_quantization_config,
+    )
+    from litert_torch.quantize.quant_config import QuantConfig
+    from torchao.quantization.pt2e.quantize_pt2e import convert_pt2e, prepare_pt2e
+
+    from .export import exported_program
+
+    quantizer = PT2EQuantizer().set_global(
+        get_symmetric_quantization_config(is_per_channel=True, is_dynamic=False))
+    two = batches[0][:1].expand(2, *batches[0].shape[1:]).contiguous()  # 1 would specialize
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        prepared = prepare_pt2e(exported_program(folded, two, dynamic_batch=True).module(),
+                                quantizer)
+        with torch.no_grad():
+            for batch in batches:
+                prepared(batch)
+        converted = convert_pt2e(prepared, fold_quantize=False)
+    program = tflite_bytes(converted, batches[0][:1], QuantConfig(pt2e_quantizer=quantizer))
+    return RuntimeModel(program, "tflite", "int8", threads=threads)
+
+
+def tflite_bytes(module: nn.Module, example: torch.Tensor, quant_config: Any = None) -> bytes:
+    """Convert ``module`` (a float model, or a PT2E-converted int8 graph with its
+    ``quant_config``) to ``.tflite`` bytes for input ``example``'s shape, with litert-torch.
+    Raises ``ValueError`` (one line) when the converter cannot take the model."""
+    require_litert()
+    import litert_torch
+
+    shown = litert_torch.config.show_progress
+    try:
+        litert_torch.config.show_progress = False  # its progress log goes to stdout
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            converted = litert_torch.convert(module, (example,), quant_config=quant_config)
+            return bytes(converted.model_content())
+    except Exception as error:  # noqa: BLE001 - the converter raises many types
+        first = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+        raise ValueError(f"litert-torch cannot convert {type(module).__name__}: "
+                         f"{first[:300]}") from None
+    finally:
+        litert_torch.config.show_progress = shown

@@ -1,8 +1,9 @@
-"""The edge runtimes mobilecnn drives: ONNX Runtime and ExecuTorch (XNNPACK), imported lazily.
+"""The edge runtimes mobilecnn drives: ONNX Runtime, ExecuTorch (XNNPACK) and LiteRT (TensorFlow
+Lite, XNNPACK), imported lazily.
 
 Each ``require_*`` function imports its package or raises an ``ImportError`` that names the
-extra to install; :func:`ort_session` and :func:`executorch_method` open a serialized model
-(bytes) for running on CPU tensors.
+extra to install; :func:`ort_session`, :func:`executorch_method` and :func:`litert_runner` open a
+serialized model (bytes) for running on CPU tensors.
 """
 
 from __future__ import annotations
@@ -20,9 +21,12 @@ __all__ = [
     "load_runtime_model",
     "executorch_installed",
     "executorch_method",
+    "litert_installed",
+    "litert_runner",
     "onnxruntime_installed",
     "ort_session",
     "require_executorch",
+    "require_litert",
     "require_onnxruntime",
 ]
 
@@ -36,6 +40,20 @@ def onnxruntime_installed() -> bool:
 def executorch_installed() -> bool:
     """Whether ``executorch`` (and the ``torchao`` it brings) can be imported (``edge`` extra)."""
     return all(importlib.util.find_spec(name) is not None for name in ("executorch", "torchao"))
+
+
+def litert_installed() -> bool:
+    """Whether ``litert_torch`` (the converter) and ``ai_edge_litert`` (the interpreter) can be
+    imported (the ``litert`` extra)."""
+    return all(importlib.util.find_spec(name) is not None
+               for name in ("litert_torch", "ai_edge_litert", "torchao"))
+
+
+def require_litert() -> None:
+    """Raise ``ImportError`` naming the extra unless LiteRT's converter and interpreter import."""
+    if not litert_installed():
+        raise ImportError('this needs LiteRT (litert-torch, ai-edge-litert): '
+                          'pip install "mobilecnn[litert]"')
 
 
 def require_onnxruntime() -> Any:
@@ -85,11 +103,53 @@ def executorch_method(program_bytes: bytes) -> Callable[[torch.Tensor], torch.Te
     return forward
 
 
-RUNTIME_FORMATS = {"onnx": "ONNX Runtime", "pte": "ExecuTorch"}
+def litert_runner(model_bytes: bytes, threads: int | None = None
+                  ) -> tuple[Callable[[torch.Tensor], torch.Tensor], tuple[int, ...], bool]:
+    """Open a ``.tflite`` model in LiteRT's interpreter (XNNPACK delegate, ``threads`` threads,
+    default ``torch.get_num_threads()``). Returns ``(forward, input shape, quantized I/O)``:
+    ``forward`` takes float images of any batch size and returns float outputs; a fully int8
+    model's int8 input and output are quantized and dequantized with the file's own scales."""
+    require_litert()
+    import numpy as np
+    from ai_edge_litert.interpreter import Interpreter
+
+    interpreter = Interpreter(model_content=bytes(model_bytes),
+                              num_threads=threads or torch.get_num_threads())
+    interpreter.allocate_tensors()
+    source = interpreter.get_input_details()[0]
+    shape = tuple(int(v) for v in source["shape"])
+    integer = np.issubdtype(source["dtype"], np.integer)
+    fixed_batch = [shape[0]]
+
+    def forward(images: torch.Tensor) -> torch.Tensor:
+        feed = images.detach().to("cpu", torch.float32).contiguous().numpy()
+        if feed.shape[0] != fixed_batch[0]:  # LiteRT re-plans its memory for the new batch
+            interpreter.resize_tensor_input(source["index"], list(feed.shape))
+            interpreter.allocate_tensors()
+            fixed_batch[0] = feed.shape[0]
+        if integer:
+            scale, zero = source["quantization"]
+            info = np.iinfo(source["dtype"])
+            feed = np.clip(np.round(feed / scale) + zero, info.min, info.max)
+            feed = feed.astype(source["dtype"])
+        interpreter.set_tensor(source["index"], feed)
+        interpreter.invoke()
+        target = interpreter.get_output_details()[0]
+        result = interpreter.get_tensor(target["index"])
+        if np.issubdtype(target["dtype"], np.integer):
+            scale, zero = target["quantization"]
+            result = (result.astype(np.float32) - zero) * scale
+        return torch.from_numpy(np.array(result, dtype=np.float32))
+
+    return forward, shape, bool(integer)
+
+
+RUNTIME_FORMATS = {"onnx": "ONNX Runtime", "pte": "ExecuTorch", "tflite": "LiteRT"}
 
 
 class RuntimeModel(torch.nn.Module):
-    """A model serialized for an edge runtime (an ONNX file or an ExecuTorch ``.pte`` program),
+    """A model serialized for an edge runtime (an ONNX file, an ExecuTorch ``.pte`` program or a
+    LiteRT ``.tflite`` model),
     callable like the PyTorch model it came from: float ``(N, C, H, W)`` images in, float
     logits ``(N, num_classes)`` out, on the CPU.
 
@@ -112,6 +172,8 @@ class RuntimeModel(torch.nn.Module):
             shape = session.get_inputs()[0].shape
             self._input_name = session.get_inputs()[0].name
             self._session = session
+        elif file_format == "tflite":
+            self._execute, shape, _ = litert_runner(self.program, threads)
         else:
             self._execute = executorch_method(self.program)
             shape = self._pte_input_shape()
@@ -128,7 +190,7 @@ class RuntimeModel(torch.nn.Module):
 
     @property
     def runtime(self) -> str:
-        """``"ONNX Runtime"`` or ``"ExecuTorch"``."""
+        """``"ONNX Runtime"``, ``"ExecuTorch"`` or ``"LiteRT"``."""
         return RUNTIME_FORMATS[self.file_format]
 
     @property
@@ -148,6 +210,8 @@ class RuntimeModel(torch.nn.Module):
         if self.file_format == "onnx":
             (logits,) = self._session.run(None, {self._input_name: images.numpy()})
             return torch.from_numpy(logits)
+        if self.file_format == "tflite":
+            return self._execute(images)
         assert self._batch is not None
         outputs = []
         for start in range(0, images.shape[0], self._batch):
@@ -159,7 +223,8 @@ class RuntimeModel(torch.nn.Module):
         return torch.cat(outputs)
 
     def save(self, path: str | os.PathLike[str]) -> Path:
-        """Write the model file (``.onnx`` or ``.pte``) atomically; returns the path."""
+        """Write the model file (``.onnx``, ``.pte`` or ``.tflite``) atomically; returns the
+        path."""
         from ..fileio import atomic_write
 
         out = Path(path)
@@ -174,12 +239,13 @@ class RuntimeModel(torch.nn.Module):
 
 def load_runtime_model(path: str | os.PathLike[str], *, threads: int | None = None
                        ) -> RuntimeModel:
-    """Load a file written by :meth:`RuntimeModel.save`, :func:`~mobilecnn.deploy.export_onnx`
-    or :func:`~mobilecnn.deploy.export_executorch` (``.onnx`` or ``.pte``)."""
+    """Load a file written by :meth:`RuntimeModel.save`, :func:`~mobilecnn.deploy.export_onnx`,
+    :func:`~mobilecnn.deploy.export_executorch` or :func:`~mobilecnn.deploy.export_tflite`
+    (``.onnx``, ``.pte`` or ``.tflite``); ``threads`` sets ONNX Runtime's and LiteRT's threads."""
     source = Path(path)
     file_format = source.suffix.lstrip(".").lower()
     if file_format not in RUNTIME_FORMATS:
-        raise ValueError(f"{str(source)!r}: expected a .onnx or .pte file")
+        raise ValueError(f"{str(source)!r}: expected a .onnx, .pte or .tflite file")
     if not source.is_file():
         raise FileNotFoundError(f"{str(source)!r} does not exist")
     program = source.read_bytes()
@@ -190,4 +256,6 @@ def load_runtime_model(path: str | os.PathLike[str], *, threads: int | None = No
 def _looks_quantized(program: bytes, file_format: str) -> bool:
     if file_format == "onnx":
         return b"QuantizeLinear" in program
+    if file_format == "tflite":
+        return litert_runner(program, 1)[2]
     return b"scale_" in program  # XNNPACK's quantized tensors carry named scale constants

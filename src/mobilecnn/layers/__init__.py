@@ -10,6 +10,12 @@
 * :class:`UniversalInvertedResidual` - MobileNetV4's UIB (Qin et al. 2024): ExtraDW, IB,
   ConvNext-like and FFN are its four settings.
 * :class:`FusedInvertedResidual` - MobileNetV4's fused IB: one ``k x k`` expansion conv.
+* :class:`MobileMQA` - Mobile Multi-Query Attention (MobileNetV4 hybrids, MobileNetV5), built on
+  :class:`MultiQueryAttention2d` and :class:`ScaledDotProductAttention`.
+* :class:`RMSNorm2d`, :class:`LayerScale2d` - MobileNetV5's normalization; per-channel
+  residual scaling.
+* :class:`MultiScaleFusionAdapter` - MobileNetV5's fusion of its stride-16 and stride-32 maps.
+* :class:`SamePad2d` - TensorFlow "SAME" padding for strided convs (``padding="same"``).
 
 Hard-swish and hard-sigmoid are ``nn.Hardswish`` / ``nn.Hardsigmoid``: pass them as
 ``activation=`` like any other factory.
@@ -17,17 +23,22 @@ Hard-swish and hard-sigmoid are ``nn.Hardswish`` / ``nn.Hardsigmoid``: pass them
 
 from __future__ import annotations
 
+from .attention import MobileMQA, MultiQueryAttention2d, ScaledDotProductAttention
 from .blocks import DepthwiseSeparableConv, InvertedResidual, SqueezeExcite
 from .conv import (
     ActivationFactory,
     ConvNormAct,
     NormFactory,
+    Padding,
+    SamePad2d,
     build_activation,
     check_kernel_size,
     check_se_ratio,
     check_stride,
     make_divisible,
 )
+from .fusion import MultiScaleFusionAdapter
+from .norm import LayerScale2d, RMSNorm2d
 from .uib import FusedInvertedResidual, UniversalInvertedResidual
 
 __all__ = [
@@ -36,7 +47,15 @@ __all__ = [
     "DepthwiseSeparableConv",
     "FusedInvertedResidual",
     "InvertedResidual",
+    "LayerScale2d",
+    "MobileMQA",
+    "MultiQueryAttention2d",
+    "MultiScaleFusionAdapter",
     "NormFactory",
+    "Padding",
+    "RMSNorm2d",
+    "SamePad2d",
+    "ScaledDotProductAttention",
     "SqueezeExcite",
     "UniversalInvertedResidual",
     "build_activation",

@@ -10,7 +10,9 @@ from .conv import (
     ConvNormAct,
     NormFactory,
     build_activation,
+    check_int,
     check_kernel_size,
+    check_number,
     check_se_ratio,
     check_stride,
     make_divisible,
@@ -33,20 +35,19 @@ class SqueezeExcite(nn.Module):
         channels: int,
         se_ratio: float = 0.25,
         divisor: int = 8,
-        activation: ActivationFactory = nn.ReLU,
-        gate: ActivationFactory = nn.Hardsigmoid,
+        activation: ActivationFactory | str = nn.ReLU,
+        gate: ActivationFactory | str = nn.Hardsigmoid,
     ) -> None:
         super().__init__()
         check_se_ratio(se_ratio)
-        if not isinstance(channels, int) or channels < 1:
-            raise ValueError(f"channels must be a positive integer, got {channels!r}")
+        channels = check_int(channels, "channels")
         self.channels = channels
         self.squeeze_channels = make_divisible(int(channels * se_ratio), divisor)
         self.fc1 = nn.Conv2d(channels, self.squeeze_channels, 1)
-        act = build_activation(activation)
+        act = build_activation(activation, "activation")
         self.act = act if act is not None else nn.Identity()
         self.fc2 = nn.Conv2d(self.squeeze_channels, channels, 1)
-        gate_module = build_activation(gate)
+        gate_module = build_activation(gate, "gate")
         self.gate = gate_module if gate_module is not None else nn.Identity()
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -72,11 +73,12 @@ class DepthwiseSeparableConv(nn.Module):
         stride: int = 1,
         dilation: int = 1,
         norm_layer: NormFactory | None = nn.BatchNorm2d,
-        activation: ActivationFactory | None = nn.ReLU,
+        activation: ActivationFactory | str | None = nn.ReLU,
         bias: bool | None = None,
     ) -> None:
         super().__init__()
         check_stride(stride)
+        check_kernel_size(kernel_size)
         self.in_channels = in_channels
         self.out_channels = out_channels
         self.stride = stride
@@ -128,21 +130,19 @@ class InvertedResidual(nn.Module):
         kernel_size: int = 3,
         dilation: int = 1,
         norm_layer: NormFactory | None = nn.BatchNorm2d,
-        activation: ActivationFactory | None = nn.ReLU6,
+        activation: ActivationFactory | str | None = nn.ReLU6,
         se_ratio: float | None = None,
         hidden_channels: int | None = None,
     ) -> None:
         super().__init__()
+        in_channels = check_int(in_channels, "in_channels")
+        out_channels = check_int(out_channels, "out_channels")
         check_stride(stride)
         check_kernel_size(kernel_size)
         check_se_ratio(se_ratio)
-        if expand_ratio < 1:
-            raise ValueError(f"expand_ratio must be >= 1, got {expand_ratio!r}")
-        if hidden_channels is not None and (
-            not isinstance(hidden_channels, int) or hidden_channels < 1
-        ):
-            raise ValueError(f"hidden_channels must be a positive integer or None, got "
-                             f"{hidden_channels!r}")
+        check_number(expand_ratio, "expand_ratio", minimum=1)
+        if hidden_channels is not None:
+            check_int(hidden_channels, "hidden_channels")
         self.in_channels = in_channels
         self.out_channels = out_channels
         self.stride = stride

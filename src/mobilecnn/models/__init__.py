@@ -1,7 +1,7 @@
 """The model zoo: one file per architecture, tables as data, and a name registry.
 
 * :mod:`~mobilecnn.models.builder` - :class:`BlockSpec` tables -> stages (the one stage builder);
-* :mod:`~mobilecnn.models.mobilenet_v1` ... :mod:`~mobilecnn.models.mobilenet_v4` - one table
+* :mod:`~mobilecnn.models.mobilenet_v1` ... :mod:`~mobilecnn.models.mobilenet_v5` - one table
   and head per generation;
 * :mod:`~mobilecnn.models.registry` - :data:`MODELS` and :func:`create_model`;
 * :mod:`~mobilecnn.models.features` - :class:`FeatureExtractor` (multi-scale maps);
@@ -16,6 +16,7 @@ from .mobilenet_v1 import MOBILENET_V1_BLOCKS, MobileNetV1
 from .mobilenet_v2 import MOBILENET_V2_SETTING, MobileNetV2
 from .mobilenet_v3 import MOBILENET_V3_TABLES, MobileNetV3
 from .mobilenet_v4 import MOBILENET_V4_TABLES, MobileNetV4
+from .mobilenet_v5 import MOBILENET_V5_TABLES, MobileNetV5, MobileNetV5Encoder
 from .registry import MODELS, create_model
 
 __all__ = [
@@ -23,6 +24,7 @@ __all__ = [
     "MOBILENET_V2_SETTING",
     "MOBILENET_V3_TABLES",
     "MOBILENET_V4_TABLES",
+    "MOBILENET_V5_TABLES",
     "MODELS",
     "BlockSpec",
     "BuiltStages",
@@ -32,6 +34,8 @@ __all__ = [
     "MobileNetV2",
     "MobileNetV3",
     "MobileNetV4",
+    "MobileNetV5",
+    "MobileNetV5Encoder",
     "build_stages",
     "create_model",
 ]

@@ -28,7 +28,9 @@ from ..layers import (
     DepthwiseSeparableConv,
     FusedInvertedResidual,
     InvertedResidual,
+    MobileMQA,
     NormFactory,
+    Padding,
     UniversalInvertedResidual,
     check_kernel_size,
     check_se_ratio,
@@ -38,9 +40,10 @@ from ._base import FeatureInfo, check_total_stride
 
 __all__ = ["BlockKind", "BlockSpec", "BuiltStages", "build_stages"]
 
-BlockKind = Literal["conv", "ds", "ir", "uib", "fused_ir"]
+BlockKind = Literal["conv", "ds", "ir", "uib", "fused_ir", "mqa"]
 """The block of a table row: ``conv`` ConvNormAct, ``ds`` DepthwiseSeparableConv, ``ir``
-InvertedResidual, ``uib`` UniversalInvertedResidual, ``fused_ir`` FusedInvertedResidual."""
+InvertedResidual, ``uib`` UniversalInvertedResidual, ``fused_ir`` FusedInvertedResidual,
+``mqa`` MobileMQA (Mobile Multi-Query Attention)."""
 
 BLOCK_KINDS: tuple[str, ...] = get_args(BlockKind)
 
@@ -58,7 +61,12 @@ class BlockSpec:
     ``ir`` block's expanded width directly (MobileNetV3); otherwise ``expand_ratio`` sets it.
     ``se_ratio`` adds squeeze-and-excitation to an ``ir`` block. ``scale_width=False`` keeps
     the row's widths as written whatever the width multiplier (timm's MobileNetV4 keeps its
-    stem so below width 1.0).
+    stem so below width 1.0). ``bias`` gives a ``conv`` row's convolution a bias (MobileNetV5's
+    stem).
+
+    An ``mqa`` row has ``num_heads`` query heads of ``key_dim`` (keys and values share one
+    head of that size); ``kv_stride=2`` downsamples keys and values with a ``kernel_size``
+    depthwise conv. Attention keeps the resolution, so an ``mqa`` row has stride 1.
     """
 
     kind: BlockKind
@@ -72,6 +80,10 @@ class BlockSpec:
     activation: ActivationFactory | None = None
     start_kernel_size: int = 0
     scale_width: bool = True
+    bias: bool = False
+    num_heads: int = 0
+    key_dim: int = 64
+    kv_stride: int = 1
 
     def __post_init__(self) -> None:
         if self.kind not in BLOCK_KINDS:
@@ -91,6 +103,25 @@ class BlockSpec:
         if self.kind != "uib" and self.start_kernel_size:
             raise ValueError(f"start_kernel_size is only used by 'uib' blocks, got it on a "
                              f"{self.kind!r}")
+        if self.bias and self.kind != "conv":
+            raise ValueError(f"bias is only used by 'conv' rows, got it on a {self.kind!r}")
+        self._check_attention()
+
+    def _check_attention(self) -> None:
+        if self.kind != "mqa":
+            if self.num_heads:
+                raise ValueError(f"num_heads is only used by 'mqa' rows, got it on a "
+                                 f"{self.kind!r}")
+            return
+        if not isinstance(self.num_heads, int) or self.num_heads < 1:
+            raise ValueError(f"an 'mqa' row needs num_heads >= 1, got {self.num_heads!r}")
+        if not isinstance(self.key_dim, int) or self.key_dim < 1:
+            raise ValueError(f"key_dim must be a positive integer, got {self.key_dim!r}")
+        if self.kv_stride not in (1, 2):
+            raise ValueError(f"kv_stride must be 1 or 2, got {self.kv_stride!r}")
+        if self.stride != 1:
+            raise ValueError("an 'mqa' row cannot downsample (attention keeps the resolution): "
+                             "use stride=1 and kv_stride=2 to downsample keys and values")
 
 
 @dataclass
@@ -105,12 +136,23 @@ class BuiltStages:
     """Channels of the last block's output."""
 
 
+@dataclass(frozen=True)
+class _BlockOptions:
+    """Model-wide settings every block of a table gets."""
+
+    norm_layer: NormFactory | None
+    layer_scale_init: float | None
+    padding: Padding
+
+
 def _make_block(spec: BlockSpec, in_channels: int, out_channels: int, stride: int,
-                hidden_channels: int | None, norm_layer: NormFactory | None,
+                hidden_channels: int | None, options: _BlockOptions,
                 activation: ActivationFactory | None) -> nn.Module:
+    norm_layer = options.norm_layer
     if spec.kind == "conv":
         return ConvNormAct(in_channels, out_channels, spec.kernel_size, stride=stride,
-                           norm_layer=norm_layer, activation=activation)
+                           norm_layer=norm_layer, activation=activation,
+                           bias=True if spec.bias else None, padding=options.padding)
     if spec.kind == "ds":
         return DepthwiseSeparableConv(in_channels, out_channels, spec.kernel_size, stride=stride,
                                       norm_layer=norm_layer, activation=activation)
@@ -123,10 +165,17 @@ def _make_block(spec: BlockSpec, in_channels: int, out_channels: int, stride: in
         return UniversalInvertedResidual(in_channels, out_channels, stride, spec.expand_ratio,
                                          start_kernel_size=spec.start_kernel_size,
                                          middle_kernel_size=spec.kernel_size,
-                                         norm_layer=norm_layer, activation=activation)
+                                         norm_layer=norm_layer, activation=activation,
+                                         layer_scale_init=options.layer_scale_init,
+                                         padding=options.padding)
+    if spec.kind == "mqa":
+        return MobileMQA(in_channels, out_channels, num_heads=spec.num_heads,
+                         key_dim=spec.key_dim, kv_stride=spec.kv_stride,
+                         kv_kernel_size=spec.kernel_size, norm_layer=norm_layer,
+                         layer_scale_init=options.layer_scale_init, padding=options.padding)
     return FusedInvertedResidual(in_channels, out_channels, stride, spec.expand_ratio,
                                  kernel_size=spec.kernel_size, norm_layer=norm_layer,
-                                 activation=activation)
+                                 activation=activation, padding=options.padding)
 
 
 def build_stages(
@@ -141,6 +190,8 @@ def build_stages(
     activation: ActivationFactory | None = nn.ReLU,
     first_index: int = 0,
     prefix: str = "features",
+    layer_scale_init: float | None = None,
+    padding: Padding = "symmetric",
 ) -> BuiltStages:
     """Build the blocks of ``specs`` (stem included) from ``in_channels`` input channels.
 
@@ -151,6 +202,9 @@ def build_stages(
       stays the same (see ``docs/concepts.md``).
     * ``feature_info``: a level after the last block of each resolution, named
       ``f"{prefix}.{first_index + i}"`` for block ``i``.
+    * ``layer_scale_init`` (e.g. 1e-5): a :class:`~mobilecnn.layers.LayerScale2d` at the end of
+      every ``uib`` and ``mqa`` block (MobileNetV4 hybrids, MobileNetV5); ``padding`` is every
+      conv's (:data:`~mobilecnn.layers.Padding`).
     """
     if not isinstance(in_channels, int) or in_channels < 1:
         raise ValueError(f"in_channels must be a positive integer, got {in_channels!r}")
@@ -160,6 +214,7 @@ def build_stages(
         if not isinstance(spec, BlockSpec):
             raise ValueError(f"architecture tables hold BlockSpec rows, got {spec!r}")
     strides_to_remove = check_total_stride(total_stride)
+    options = _BlockOptions(norm_layer, layer_scale_init, padding)
     if round_channels is None:
         def round_channels(channels: float) -> int:
             return make_divisible(channels * width_mult, round_nearest)
@@ -177,7 +232,7 @@ def build_stages(
                 strides_to_remove -= 1
                 stride = 1
             block_activation = spec.activation if spec.activation is not None else activation
-            layers.append(_make_block(spec, channels, out_channels, stride, hidden, norm_layer,
+            layers.append(_make_block(spec, channels, out_channels, stride, hidden, options,
                                       block_activation))
             shapes.append((out_channels, stride))
             channels = out_channels

@@ -11,6 +11,7 @@ from .mobilenet_v1 import MobileNetV1
 from .mobilenet_v2 import MobileNetV2
 from .mobilenet_v3 import MobileNetV3
 from .mobilenet_v4 import MobileNetV4
+from .mobilenet_v5 import MobileNetV5, MobileNetV5Encoder
 
 __all__ = ["MODELS", "create_model"]
 
@@ -22,6 +23,11 @@ MODELS: dict[str, Callable[..., MobileNetBase]] = {
     "mobilenet_v4_conv_small": partial(MobileNetV4, variant="conv_small"),
     "mobilenet_v4_conv_medium": partial(MobileNetV4, variant="conv_medium"),
     "mobilenet_v4_conv_large": partial(MobileNetV4, variant="conv_large"),
+    "mobilenet_v4_hybrid_medium": partial(MobileNetV4, variant="hybrid_medium"),
+    "mobilenet_v4_hybrid_large": partial(MobileNetV4, variant="hybrid_large"),
+    "mobilenet_v5_base": partial(MobileNetV5, variant="base"),
+    "mobilenet_v5_300m": partial(MobileNetV5, variant="300m"),
+    "mobilenet_v5_300m_encoder": partial(MobileNetV5Encoder, variant="300m"),
 }
 """Model names accepted by :func:`create_model` and the command line, each with the class (or
 the class and its ``variant``) that builds it."""

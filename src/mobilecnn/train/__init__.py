@@ -6,6 +6,7 @@
 
 from __future__ import annotations
 
+from .batchnorm_stats import recalibrate_batchnorm, recalibrate_checkpoint
 from .checkpoints import (
     Checkpoint,
     CheckpointError,
@@ -13,7 +14,7 @@ from .checkpoints import (
     load_model,
     save_checkpoint,
 )
-from .config import TrainConfig, demo_config, recipe_config
+from .config import TrainConfig, demo_config, fit_recipe_config, recipe_config
 from .distill import distillation_loss, load_teacher, parse_teacher_spec
 from .ema import ModelEma, ema_decay_at
 from .evaluation import evaluate
@@ -41,11 +42,14 @@ __all__ = [
     "distillation_loss",
     "ema_decay_at",
     "evaluate",
+    "fit_recipe_config",
     "get_recipe",
     "layerwise_lr_groups",
     "load_init",
     "load_teacher",
     "parse_teacher_spec",
+    "recalibrate_batchnorm",
+    "recalibrate_checkpoint",
     "recipe_config",
     "smooth_one_hot",
     "soft_target_cross_entropy",

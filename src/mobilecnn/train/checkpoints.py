@@ -11,17 +11,25 @@ Training checkpoints add optimizer, scheduler, scaler, RNG states, the config, t
 ``schedule``, the ``resumes`` record and the metric history. Every entry after ``epoch`` is
 optional, so 0.1.0 checkpoints read unchanged (missing entries get the documented defaults) and
 0.1.0 can read these. Files load with ``weights_only=True``: no code from the file is executed.
+
+Integrity: :meth:`Checkpoint.save` adds ``tensor_crc32``, a CRC-32 of every tensor in the file
+(its place, dtype, shape and bytes); :meth:`Checkpoint.read` verifies it, so a changed bit in
+the weights or the training state is a :class:`CheckpointError` naming the file. Files without
+it (mobilecnn 0.2.0 and earlier) load as before. Weights with NaN or infinite values are refused
+when a model is built from them, unless ``allow_nonfinite=True`` (``--allow-nonfinite``).
 Train, eval, predict and export all read through :meth:`Checkpoint.read` (``load_checkpoint``
 and ``load_model`` are thin wrappers).
 """
 
 from __future__ import annotations
 
+import ctypes
 import dataclasses
 import math
 import os
 import pickle
 import zipfile
+import zlib
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -40,12 +48,16 @@ __all__ = [
     "load_checkpoint",
     "load_model",
     "save_checkpoint",
+    "tensor_checksum",
 ]
 
 CHECKPOINT_FORMAT = "mobilecnn-checkpoint"
 CHECKPOINT_FORMAT_VERSION = 1
 """Raised only when an older reader would misread a file; new optional entries keep it."""
 REQUIRED_KEYS = ("model_name", "model_kwargs", "model", "classes", "class_names", "epoch")
+CHECKSUM_KEY = "tensor_crc32"
+"""The entry holding :func:`tensor_checksum` of everything else in the file."""
+_NOT_FIELDS = ("format", "format_version", CHECKSUM_KEY)
 
 
 class CheckpointError(ValueError):
@@ -125,7 +137,7 @@ class Checkpoint:
         known = {item.name for item in dataclasses.fields(cls)} - {"extra"}
         given = {key: value for key, value in values.items() if key in known}
         extra = {key: value for key, value in values.items()
-                 if key not in known and key not in ("format", "format_version")}
+                 if key not in known and key not in _NOT_FIELDS}
         if given.get("best_val_top1") is None:
             given.pop("best_val_top1", None)
         for key in ("mean", "std", "history", "resumes"):
@@ -204,6 +216,13 @@ class Checkpoint:
                 )
         elif isinstance(values, dict):
             values = {**values, "format": None}  # a dict without our marker: foreign
+        if isinstance(values, dict) and CHECKSUM_KEY in values:
+            stored = values[CHECKSUM_KEY]
+            if stored != tensor_checksum({k: v for k, v in values.items() if k != CHECKSUM_KEY}):
+                raise CheckpointError(
+                    path, "is damaged: its tensors do not match their checksum (a changed bit "
+                    "in the weights or training state); use another copy or an earlier "
+                    "checkpoint (best.pt, last.pt)")
         return cls.from_dict(values, path)
 
     def save(self, path: str | os.PathLike[str]) -> Path:
@@ -214,8 +233,10 @@ class Checkpoint:
         path = Path(path)
         path.parent.mkdir(parents=True, exist_ok=True)
         clean_stale_temps(path.parent)
+        values = self.to_dict()
+        values[CHECKSUM_KEY] = tensor_checksum(values)
         with atomic_write(path, "wb") as handle:
-            torch.save(self.to_dict(), handle)
+            torch.save(values, handle)
         return path
 
     # ------------------------------------------------------------------ use
@@ -226,9 +247,12 @@ class Checkpoint:
         return all(value is not None for value in (self.optimizer, self.scheduler, self.rng,
                                                    self.config))
 
-    def build_model(self, path: str | os.PathLike[str] = "<memory>", *, ema: bool = False
-                    ) -> MobileNetBase:
-        """The architecture with its weights (``ema=True``: the EMA weights), training mode."""
+    def build_model(self, path: str | os.PathLike[str] = "<memory>", *, ema: bool = False,
+                    allow_nonfinite: bool = False) -> MobileNetBase:
+        """The architecture with its weights (``ema=True``: the EMA weights), training mode.
+
+        Weights with NaN or infinite values are a :class:`CheckpointError` unless
+        ``allow_nonfinite``: such a model only predicts NaN."""
         try:
             model = create_model(self.model_name, **self.model_kwargs)
         except (TypeError, ValueError, KeyError) as error:
@@ -237,6 +261,8 @@ class Checkpoint:
         state = self.ema_state if ema else self.model
         if state is None:
             raise CheckpointError(path, "holds no EMA weights (the run did not use EMA)")
+        if not allow_nonfinite:
+            _check_finite(state, path)
         try:
             model.load_state_dict(state)
         except (RuntimeError, KeyError, TypeError) as error:
@@ -244,6 +270,54 @@ class Checkpoint:
             raise CheckpointError(path, f"weights do not fit {self.model_name}: {detail}") \
                 from None
         return model
+
+
+def _tensor_bytes(tensor: torch.Tensor) -> tuple[Any, torch.Tensor]:
+    """A zero-copy buffer over the bytes of ``tensor`` on the CPU, and the tensor to keep
+    alive while it is used."""
+    data = tensor.detach()
+    if data.is_quantized:
+        data = data.int_repr()
+    if data.layout != torch.strided:
+        data = data.to_dense()
+    data = data.cpu().contiguous()
+    size = data.numel() * data.element_size()
+    if size == 0:
+        return b"", data
+    return (ctypes.c_char * size).from_address(data.data_ptr()), data
+
+
+def _crc_of(value: Any, place: str, crc: int) -> int:
+    if isinstance(value, torch.Tensor):
+        crc = zlib.crc32(f"{place}|{value.dtype}|{tuple(value.shape)}".encode(), crc)
+        buffer, _alive = _tensor_bytes(value)
+        return zlib.crc32(buffer, crc)
+    if isinstance(value, dict):
+        for key in sorted(value, key=repr):
+            crc = _crc_of(value[key], f"{place}/{key!r}", crc)
+    elif isinstance(value, list | tuple):
+        for index, item in enumerate(value):
+            crc = _crc_of(item, f"{place}/{index}", crc)
+    return crc
+
+
+def tensor_checksum(values: Any) -> int:
+    """CRC-32 of every tensor in ``values`` (nested dicts, lists and tuples): each tensor's
+    place, dtype, shape and bytes. What ``tensor_crc32`` in a checkpoint holds."""
+    return _crc_of(values, "", 0)
+
+
+def _check_finite(state: dict[str, Any], path: str | os.PathLike[str]) -> None:
+    bad = [name for name, tensor in state.items()
+           if isinstance(tensor, torch.Tensor) and tensor.is_floating_point()
+           and not bool(torch.isfinite(tensor).all())]
+    if bad:
+        shown = ", ".join(bad[:3]) + (", ..." if len(bad) > 3 else "")
+        raise CheckpointError(
+            path, f"has NaN or infinite weights in {len(bad)} tensor(s) ({shown}): the run "
+            "diverged before it was saved, so every prediction would be NaN; use an earlier "
+            "checkpoint (to load this one anyway: --allow-nonfinite on eval, predict and "
+            "export, allow_nonfinite=True in Python)")
 
 
 def save_checkpoint(checkpoint: dict[str, Any], path: str | os.PathLike[str]) -> Path:
@@ -279,15 +353,17 @@ def build_model_from_checkpoint(
 
 
 def load_model(
-    path: str | os.PathLike[str], map_location: str | torch.device = "cpu"
+    path: str | os.PathLike[str], map_location: str | torch.device = "cpu", *,
+    allow_nonfinite: bool = False,
 ) -> tuple[MobileNetBase, dict[str, Any]]:
     """Load a checkpoint's model in eval mode; returns ``(model, checkpoint_dict)``.
 
     The one loader for eval, predict and export: the dict always has ``image_size`` (None if
-    unknown), ``mean``, ``std``, ``classes`` and ``class_names``.
+    unknown), ``mean``, ``std``, ``classes`` and ``class_names``. NaN or infinite weights are a
+    :class:`CheckpointError` unless ``allow_nonfinite``.
     """
     checkpoint = Checkpoint.read(path, map_location=map_location)
-    model = checkpoint.build_model(path)
+    model = checkpoint.build_model(path, allow_nonfinite=allow_nonfinite)
     model.to(map_location)
     model.eval()
     return model, checkpoint.to_dict()

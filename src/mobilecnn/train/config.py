@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import dataclasses
 import math
-from collections.abc import Mapping
+import warnings
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass
 from typing import Any
 
 from ..limits import IMAGE_SIZE, WIDTH, check_size
-from .recipes import RECIPES, get_recipe
+from .recipes import RECIPES, count_training_images, fit_to_run, get_recipe
 
 __all__ = [
     "BASE_LR_PER_256",
@@ -20,6 +21,7 @@ __all__ = [
     "PRECISIONS",
     "TrainConfig",
     "demo_config",
+    "fit_recipe_config",
     "recipe_config",
 ]
 
@@ -93,6 +95,11 @@ def _check_lr_decay(name: str, value: Any) -> None:
 def _check_magnitude(name: str, value: Any) -> None:
     if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= 30:
         raise ValueError(f"{name} must be an integer bin in 0..30, got {value!r}")
+
+
+def _check_optional_bool(name: str, value: Any) -> None:
+    if value is not None and not isinstance(value, bool):
+        raise ValueError(f"{name} must be True, False or None (automatic), got {value!r}")
 
 
 def _check_spec(name: str, value: Any) -> None:
@@ -170,6 +177,14 @@ class TrainConfig:
                                 "store the EMA weights as its model (what eval, predict and "
                                 "export load)", negative_help="with --ema, choose best.pt by "
                                 "the raw model and keep the raw weights in it")
+    recalibrate_bn: bool | None = option(
+        None, "recompute the BatchNorm running statistics over training images (no "
+        "augmentation) before every evaluation and checkpoint (default: when the run has fewer "
+        "than 100/momentum steps: 10,000 for MobileNetV3, 1,000 for the others)",
+        negative_help="keep the running statistics as training left them",
+        check=_check_optional_bool)
+    bn_calibration_images: int = option(1024, "training images the BatchNorm statistics are "
+                                        "recomputed over (see --recalibrate-bn)", metavar="N")
     mixup_alpha: float = option(0.0, "Mixup: Beta(alpha, alpha) weight of each image pair "
                                 "(0 = off)", metavar="ALPHA", check=_check_alpha)
     cutmix_alpha: float = option(0.0, "CutMix: Beta(alpha, alpha) share of the pasted box "
@@ -291,7 +306,8 @@ def check_field(name: str, value: Any) -> None:
         custom(name, value)
         return
     if name in ("epochs", "batch_size", "eval_batch_size", "demo_classes",
-                "demo_train_per_class", "demo_val_per_class", "randaugment_ops"):
+                "demo_train_per_class", "demo_val_per_class", "randaugment_ops",
+                "bn_calibration_images"):
         _positive(name, value, integer=True)
     elif name in ("width", "momentum", "distill_temperature"):
         _positive(name, value, integer=False)
@@ -339,6 +355,8 @@ def check_field(name: str, value: Any) -> None:
 
 _FIELD_METADATA: dict[str, Any] = {
     item.name: item.metadata for item in dataclasses.fields(TrainConfig)}
+_FIELD_DEFAULTS: dict[str, Any] = {
+    item.name: item.default for item in dataclasses.fields(TrainConfig)}
 
 def demo_config(out_dir: str = "mobilecnn-demo", epochs: int = 6, **changes: Any) -> TrainConfig:
     """The ``mobilecnn demo`` recipe: a narrow small-input MobileNetV2 on generated data, on CPU.
@@ -364,11 +382,35 @@ def demo_config(out_dir: str = "mobilecnn-demo", epochs: int = 6, **changes: Any
     return TrainConfig(**values)
 
 
-def recipe_config(name: str, base: Mapping[str, Any] | None = None,
-                  **options: Any) -> TrainConfig:
+def recipe_config(name: str, base: Mapping[str, Any] | None = None, *,
+                  train_images: int | None = None, **options: Any) -> TrainConfig:
     """A :class:`~mobilecnn.train.TrainConfig` of the recipe ``name``: ``base`` values (e.g.
     a demo config's), then the recipe's settings, then ``options``; ``recipe`` records the
-    name."""
+    name. The EMA decay and warmup not given in ``options`` are scaled to the run
+    (:func:`fit_recipe_config`; ``train_images`` defaults to counting ``data``'s), with a
+    one-line ``UserWarning`` when the run is far shorter or smaller than the recipe's design."""
     recipe = get_recipe(name)
     values = {**(base or {}), **recipe.settings, **options, "recipe": name}
-    return TrainConfig(**values)
+    config, note = fit_recipe_config(TrainConfig(**values), options, train_images)
+    if note is not None:
+        warnings.warn(note, stacklevel=2)
+    return config
+
+
+def fit_recipe_config(config: TrainConfig, given: Collection[str],
+                      train_images: int | None = None) -> tuple[TrainConfig, str | None]:
+    """``config`` with its recipe's run-dependent values (EMA decay, warmup) scaled to its
+    epochs, batch size and ``train_images`` (default: counted from ``config.data``), except
+    the fields in ``given``; and the note of :func:`~mobilecnn.train.recipes.fit_to_run`.
+    The warmup scaled is the recipe's own (its setting, else the default 3 epochs)."""
+    if config.recipe is None:
+        return config, None
+    if train_images is None:
+        train_images = count_training_images(
+            config.data, config.demo_classes * config.demo_train_per_class)
+    recipe = get_recipe(config.recipe)
+    designed_warmup = recipe.settings.get("warmup_epochs", _FIELD_DEFAULTS["warmup_epochs"])
+    fit = fit_to_run(recipe, epochs=config.epochs, batch_size=config.batch_size,
+                     train_images=train_images, warmup_epochs=designed_warmup,
+                     ema_decay=config.ema_decay, given=frozenset(given))
+    return config.replace(**fit.changes), fit.note

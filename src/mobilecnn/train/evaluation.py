@@ -2,16 +2,19 @@
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Callable, Iterator, Sequence
 
 import torch
 import torch.nn.functional as F
 from torch import nn
+from torch.nn.modules.batchnorm import _BatchNorm
 
 from .metrics import SplitMetrics
 from .precision import autocast, autocast_dtype
 
-__all__ = ["evaluate", "evaluate_during_training", "iterate_eval", "run_eval"]
+__all__ = ["evaluate", "evaluate_during_training", "iterate_eval", "run_eval",
+           "with_batch_statistics"]
 
 
 def iterate_eval(
@@ -114,3 +117,18 @@ def evaluate_during_training(
                        normalize, num_classes, device, dtype, channels_last)
     metrics.all_reduce(device)
     return metrics
+
+
+def with_batch_statistics(model: nn.Module) -> nn.Module:
+    """A copy of ``model`` whose BatchNorm layers normalize with each batch's own statistics
+    in eval mode too (no running statistics): what the weights give when the running
+    statistics are ignored. Compare its :func:`evaluate` accuracy (which depends on the batch
+    size) with the model's to see whether the running statistics fit the weights."""
+    twin = copy.deepcopy(model)
+    for module in twin.modules():
+        if isinstance(module, _BatchNorm):
+            module.track_running_stats = False
+            module.running_mean = None
+            module.running_var = None
+            module.num_batches_tracked = None
+    return twin

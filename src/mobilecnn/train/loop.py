@@ -22,6 +22,7 @@ from typing import Any
 import torch
 
 from ..fileio import clean_stale_temps, lock_folder, write_text_atomic
+from .batchnorm_stats import fit_batchnorm_to_weights
 from .checkpoints import Checkpoint
 from .config import TrainConfig
 from .distributed import (
@@ -267,6 +268,7 @@ def _train_epoch(run: RunState, epoch: int, stop: StopFlag, hooks: TrainHooks,
             if bar is not None:
                 bar.close()
             _check_finite(run, sums[3], epoch, done)
+            _fit_batchnorm(run)
             _save(run, _checkpoint(run, epoch, done, sums.cpu()), best=False)
             raise TrainingInterrupted(run.last_path, epoch, done)
     if bar is not None:
@@ -288,6 +290,7 @@ def _end_epoch(run: RunState, epoch: int, sums: torch.Tensor, seconds: float, im
     if seen == 0:  # every step was skipped
         raise TrainingDiverged(epoch, len(run.loader),
                                run.last_path if run.last_path.exists() else None)
+    _fit_batchnorm(run)
     val = evaluate_during_training(run.step.model, run.val_split, run.normalize,
                                    len(run.classes), config.eval_batch_size, ctx.rank,
                                    ctx.world_size, run.step.dtype, config.channels_last)
@@ -326,6 +329,12 @@ def _end_epoch(run: RunState, epoch: int, sums: torch.Tensor, seconds: float, im
             f"top-1 {100 * row['val_top1']:5.1f}% top-5 {100 * row['val_top5']:5.1f}%"
             f"{ema_text}  {row['images_per_second']:.0f} img/s  {seconds:.1f}s"
             + ("  *best" if improved else ""))
+
+
+def _fit_batchnorm(run: RunState) -> None:
+    """BatchNorm statistics that fit the current weights, before evaluating and saving."""
+    fit_batchnorm_to_weights(run.config, [run.step.model, run.ema_model], run.loader.images,
+                             run.normalize, run.plan.total_steps, run.step.dtype)
 
 
 def _checkpoint(run: RunState, epoch: int, step_in_epoch: int, partial: torch.Tensor

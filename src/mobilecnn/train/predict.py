@@ -1,4 +1,5 @@
-"""Classify image files with a trained checkpoint (decoded with Pillow)."""
+"""Classify image files with a trained checkpoint, or with an ImageNet-pretrained model
+(decoded with Pillow)."""
 
 from __future__ import annotations
 
@@ -12,7 +13,7 @@ import torch
 
 from ..models import MobileNetBase
 
-__all__ = ["Prediction", "load_image", "predict_images"]
+__all__ = ["Prediction", "load_image", "predict_images", "predict_imagenet"]
 
 
 @dataclass(frozen=True)
@@ -29,21 +30,21 @@ class Prediction:
 def load_image(path: str | os.PathLike[str], image_size: int) -> torch.Tensor:
     """Decode an image file to a ``uint8 (3, image_size, image_size)`` RGB tensor.
 
-    The image is resized (bilinear, whole image, aspect ratio not kept) to the size the model
-    was trained on.
+    Decoded as the data sets decode (:func:`mobilecnn.data.images.decode_rgb`: 16-bit, float,
+    palette, CMYK and transparent images as a viewer shows them, decompression bombs refused),
+    then resized (bilinear, whole image, aspect ratio not kept) to the size the model was
+    trained on. A bad image is a ``CorruptImageError`` (a ``ValueError``) naming the file.
     """
-    try:
-        from PIL import Image, UnidentifiedImageError
-    except ImportError as error:
-        raise ImportError('predict needs Pillow: pip install "mobilecnn[data]"') from error
+    from ..data.images import decode_rgb
+
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"image {path} does not exist")
-    try:
-        with Image.open(path) as image:
-            rgb = image.convert("RGB").resize((image_size, image_size), Image.Resampling.BILINEAR)
-    except (UnidentifiedImageError, OSError) as error:
-        raise ValueError(f"image {path} cannot be decoded: {error}") from None
+    rgb = decode_rgb(path)
+    if rgb.size != (image_size, image_size):
+        from ..data._deps import require_pil_image
+
+        rgb = rgb.resize((image_size, image_size), require_pil_image().Resampling.BILINEAR)
     data = torch.frombuffer(bytearray(rgb.tobytes()), dtype=torch.uint8)
     return data.view(image_size, image_size, 3).permute(2, 0, 1).contiguous()
 
@@ -78,4 +79,35 @@ def predict_images(
             probabilities=[float(v) for v in probs],
         )
         for path, row, probs in zip(paths, indices.cpu(), values.cpu(), strict=False)
+    ]
+
+
+@torch.no_grad()
+def predict_imagenet(
+    model: torch.nn.Module,
+    paths: Sequence[str | os.PathLike[str]],
+    top_k: int = 5,
+) -> list[Prediction]:
+    """Top-``k`` ImageNet classes of each image for a model with ImageNet weights (e.g.
+    ``create_model("mobilenet_v2", pretrained=True)``), preprocessed as its
+    ``pretrained_cfg`` says. ``classes`` holds the class indices as text."""
+    from ..data.imagenet import imagenet_class_names
+    from ..data.transforms import create_transform, resolve_data_config
+
+    transform = create_transform(resolve_data_config(model))
+    device = next(model.parameters()).device
+    batch = torch.stack([transform(path) for path in paths]).to(device)
+    model.eval()
+    probabilities = model(batch).float().softmax(dim=1)
+    if probabilities.shape[1] != 1000:
+        raise ValueError(f"the model has {probabilities.shape[1]} classes, not ImageNet's "
+                         "1000; use a checkpoint (--checkpoint) for other classes")
+    values, indices = probabilities.topk(min(top_k, 1000), dim=1)
+    names = imagenet_class_names()
+    return [
+        Prediction(path=Path(path), class_indices=row.tolist(),
+                   classes=[str(i) for i in row.tolist()],
+                   class_names=[names[i] for i in row.tolist()],
+                   probabilities=[float(v) for v in probs])
+        for path, row, probs in zip(paths, indices.cpu(), values.cpu(), strict=True)
     ]

@@ -4,16 +4,30 @@ A recipe only fills in :class:`~mobilecnn.train.TrainConfig` fields (through
 :func:`~mobilecnn.train.config.recipe_config`); options given explicitly
 (on the command line or as keyword arguments) override it. ``mobilecnn train --recipe NAME
 --print-config`` shows the resolved settings.
+
+Each recipe is designed for a run (:attr:`Recipe.design_epochs` epochs on
+:attr:`Recipe.design_images` images at batch :attr:`Recipe.design_batch_size`).
+:func:`fit_to_run` scales what must follow the run it is given - the EMA decay keeps the same
+averaging window relative to the number of steps, the warmup the same share of the epochs -
+and says in one line when the run is far shorter, or the data far smaller, than designed.
 """
 
 from __future__ import annotations
 
+import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from pathlib import Path
 from types import MappingProxyType
 from typing import Any
 
-__all__ = ["RECIPES", "Recipe", "get_recipe"]
+__all__ = ["RECIPES", "FAR_SMALLER", "Recipe", "RecipeFit", "count_training_images",
+           "fit_to_run", "get_recipe"]
+
+FAR_SMALLER = 0.25
+"""A run with less than this share of a recipe's designed epochs or images gets a note."""
+MIN_EMA_DECAY = 0.9
+"""The scaled EMA decay is never below this (a 10-step average)."""
 
 
 @dataclass(frozen=True)
@@ -27,6 +41,19 @@ class Recipe:
     """The published figures the recipe is aiming at, with their sources."""
     settings: Mapping[str, Any] = field(default_factory=dict)
     sources: tuple[str, ...] = ()
+    design_images: int = 100_000
+    """Training images of the data set the recipe was designed for (TinyImageNet)."""
+    design_batch_size: int = 256
+
+    @property
+    def design_epochs(self) -> int:
+        """The epochs the recipe was designed for (its ``epochs`` setting)."""
+        return int(self.settings.get("epochs", 100))
+
+    @property
+    def design_steps(self) -> int:
+        """Optimizer steps of the run the recipe was designed for."""
+        return self.design_epochs * max(1, self.design_images // self.design_batch_size)
 
 
 _TINYIMAGENET = Recipe(
@@ -122,3 +149,69 @@ def get_recipe(name: str) -> Recipe:
     except KeyError:
         raise ValueError(f"unknown recipe {name!r}; known recipes: "
                          f"{', '.join(RECIPES)}") from None
+
+
+@dataclass(frozen=True)
+class RecipeFit:
+    """What :func:`fit_to_run` scaled (``{field: value}``) and its note (None: the run is
+    close enough to the recipe's design)."""
+
+    changes: Mapping[str, Any]
+    note: str | None
+
+
+def fit_to_run(recipe: Recipe, *, epochs: int, batch_size: int, train_images: int | None,
+               warmup_epochs: float, ema_decay: float, given: frozenset[str] = frozenset()
+               ) -> RecipeFit:
+    """Scale ``recipe`` to a run of ``epochs`` over ``train_images`` images (None: unknown,
+    taken as the designed number) at ``batch_size``; fields in ``given`` are left alone.
+
+    - ``ema_decay``: the EMA averages over ``1 / (1 - decay)`` steps, the same share of the
+      run's steps as in the designed run, never more than the recipe's decay nor less than
+      :data:`MIN_EMA_DECAY`;
+    - ``warmup_epochs``: the same share of the epochs (only ever shortened).
+    """
+    images = train_images if train_images is not None else recipe.design_images
+    steps = epochs * max(1, images // batch_size)
+    changes: dict[str, Any] = {}
+    if "ema_decay" not in given and steps < recipe.design_steps:
+        share = 1.0 / ((1.0 - ema_decay) * recipe.design_steps)
+        window = share * steps
+        changes["ema_decay"] = round(max(MIN_EMA_DECAY, min(ema_decay, 1.0 - 1.0 / window)), 5)
+    if "warmup_epochs" not in given and epochs < recipe.design_epochs:
+        changes["warmup_epochs"] = round(warmup_epochs * epochs / recipe.design_epochs, 3)
+    short = epochs < FAR_SMALLER * recipe.design_epochs
+    small = train_images is not None and train_images < FAR_SMALLER * recipe.design_images
+    note = None
+    if short or small:
+        scaled = ", ".join(f"{key} {value:g}" for key, value in changes.items())
+        note = (f"note: recipe {recipe.name} is designed for {recipe.design_epochs} epochs on "
+                f"{recipe.design_images:,} images; this run has {epochs} epochs "
+                f"({100 * epochs / recipe.design_epochs:.0f}%)"
+                + (f" on {images:,} images ({100 * images / recipe.design_images:.1f}%)"
+                   if train_images not in (None, recipe.design_images) else "")
+                + (f"; scaled {scaled}" if scaled else "")
+                + "; its regularization may not pay off in a run this short or small "
+                  "(docs/training.md#recipes-that-fit-the-run)")
+    return RecipeFit(MappingProxyType(changes), note)
+
+
+def count_training_images(data: str, demo_images: int | None = None) -> int | None:
+    """Training images of ``data``: ``demo_images`` for ``"demo"``, the files under
+    ``<data>/train/*/images`` for a TinyImageNet-layout folder, None when it cannot be told."""
+    if data == "demo":
+        return demo_images
+    folder = Path(data).expanduser() / "train"
+    if not folder.is_dir():
+        return None
+    count = 0
+    try:
+        with os.scandir(folder) as classes:
+            for entry in classes:
+                images = Path(entry.path) / "images"
+                if entry.is_dir() and images.is_dir():
+                    with os.scandir(images) as files:
+                        count += sum(1 for item in files if item.is_file())
+    except OSError:
+        return None
+    return count or None

@@ -25,9 +25,11 @@ def model_name(model: nn.Module) -> str:
     """The :data:`~mobilecnn.MODELS` name of ``model`` (e.g. ``"mobilenet_v3_small"``)."""
     variant = getattr(model, "variant", None)
     base = {"MobileNetV1": "mobilenet_v1", "MobileNetV2": "mobilenet_v2",
-            "MobileNetV3": "mobilenet_v3", "MobileNetV4": "mobilenet_v4"}.get(
+            "MobileNetV3": "mobilenet_v3", "MobileNetV4": "mobilenet_v4",
+            "MobileNetV5": "mobilenet_v5", "MobileNetV5Encoder": "mobilenet_v5"}.get(
         type(model).__name__, type(model).__name__)
-    return f"{base}_{variant}" if variant else base
+    suffix = "_encoder" if type(model).__name__ == "MobileNetV5Encoder" else ""
+    return f"{base}_{variant}{suffix}" if variant else base
 
 
 def read_state_dict(source: StateDict | str | os.PathLike[str]) -> dict[str, torch.Tensor]:
