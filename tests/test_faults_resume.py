@@ -4,19 +4,19 @@ correct run when followed literally."""
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 import shutil
 from pathlib import Path
 
 import pytest
-import torch
 
 import fault_helpers
 from data_helpers import make_official
 from fault_helpers import TINY, assert_unchanged, copy_run, fails, make_run, snapshot_bytes
 from mobilecnn.cli import main
-from mobilecnn.train import TrainConfig, TrainingInterrupted, load_checkpoint, train
+from mobilecnn.train import Checkpoint, TrainConfig, TrainingInterrupted, load_checkpoint, train
 from mobilecnn.train.metrics import read_metrics
 from mobilecnn.train.run_folder import check_fresh_folder, is_run_config
 from mobilecnn.train.signals import TrainHooks
@@ -250,11 +250,9 @@ def test_more_epochs_after_the_data_shrank_decay_to_zero_without_climbing(
 def test_a_weights_only_checkpoint_advises_init_and_that_works(
     data_root: Path, finished_run: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str],
 ) -> None:
-    values = torch.load(finished_run / "best.pt", weights_only=True)
-    for key in ("optimizer", "scheduler", "rng", "config"):
-        values[key] = None
-    weights = tmp_path / "weights.pt"
-    torch.save(values, weights)
+    weights = dataclasses.replace(Checkpoint.read(finished_run / "best.pt"), optimizer=None,
+                                  scheduler=None, rng=None, config=None
+                                  ).save(tmp_path / "weights.pt")
     line = fails(["train", "--resume", str(weights), *QUIET], capsys)
     assert line.endswith(f"it cannot be resumed: start a new run from its weights with --init "
                          f"{weights}")

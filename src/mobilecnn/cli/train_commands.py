@@ -95,8 +95,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
             "the CPU."
         ),
     )
-    demo.add_argument("--out", default="mobilecnn-demo", metavar="DIR",
-                      help="run folder (default ./mobilecnn-demo)")
+    demo.add_argument("--out", default=None, metavar="DIR",
+                      help="run folder (default ./mobilecnn-demo, or with --resume PATH the "
+                           "checkpoint's folder)")
     demo.add_argument("--epochs", type=positive_int, default=DEMO_EPOCHS,
                       help=f"default {DEMO_EPOCHS}")
     demo.add_argument("--progress", action="store_true", default=None,
@@ -195,9 +196,13 @@ def run_demo(args: argparse.Namespace) -> int:
     from ..train.config import demo_config
     from ..train.loop import TrainingInterrupted, train
 
-    config = demo_config(out_dir=args.out, epochs=args.epochs, progress=args.progress)
+    out = args.out
+    if out is None:  # a resumed demo continues where its checkpoint is
+        out = str(Path(args.resume).parent) if args.resume not in (None, "last") else (
+            "mobilecnn-demo")
+    config = demo_config(out_dir=out, epochs=args.epochs, progress=args.progress)
     print("mobilecnn demo: generating a small data set of drawn shapes and textures "
-          f"(10 classes, 64x64) under {Path(args.out) / 'demo-data'} and training on the CPU")
+          f"(10 classes, 64x64) under {Path(out) / 'demo-data'} and training on the CPU")
     try:
         result = train(config, resume=args.resume)
     except TrainingInterrupted as stopped:
