@@ -10,8 +10,14 @@ Cases (random weights; speed does not depend on them):
   batch 1 x 64 and 256 x 64; the baselines get the same architecture by setting their stem
   convolution to stride 1.
 
+``--peers`` adds the int8 peers of ``mobilecnn.quantize`` to the same round-robin: ONNX
+Runtime's own int8 of torchvision's ONNX export (``quantize_static``, QDQ, uint8 activations,
+per-channel int8 weights, calibrated on the same images) and, when ``openvino`` is installed,
+OpenVINO running that same int8 file and torchvision's fp32 export.
+
     python benchmarks/inference.py --threads 1 --csv /tmp/inference.csv   # a busy machine
     python benchmarks/inference.py --cases 1x224 --backends optimized,onnxruntime-int8
+    python benchmarks/inference.py --threads 1 --cases 1x224 --backends onnxruntime-int8 --peers
 """
 
 from __future__ import annotations
@@ -58,6 +64,59 @@ def baselines(num_classes: int, total_stride: int) -> dict[str, nn.Module]:
     return models
 
 
+def int8_peers(model: nn.Module, size: int, calibration: list[torch.Tensor],
+               threads: int) -> dict[str, Any]:
+    """ONNX Runtime's own int8 of ``model``'s ONNX export (u8 activations, per-channel s8
+    weights, 8-bit: ONNX Runtime's defaults) and, with openvino installed, OpenVINO running
+    that int8 file and the fp32 export. Callables on float images."""
+    import tempfile
+    import warnings
+    from pathlib import Path
+
+    from onnxruntime.quantization import (
+        CalibrationDataReader,
+        QuantFormat,
+        QuantType,
+        quantize_static,
+    )
+    from onnxruntime.quantization.shape_inference import quant_pre_process
+
+    from mobilecnn.deploy.runtimes import ort_session
+
+    class Reader(CalibrationDataReader):
+        def __init__(self) -> None:
+            self.feeds = iter([{"input": b.numpy()} for b in calibration])
+
+        def get_next(self) -> dict[str, Any] | None:
+            return next(self.feeds, None)
+
+    folder = Path(tempfile.mkdtemp(prefix="peer-int8-"))
+    fp32, pre, int8 = folder / "fp32.onnx", folder / "pre.onnx", folder / "int8.onnx"
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        torch.onnx.export(model, (calibration[0][:1],), str(fp32), input_names=["input"],
+                          output_names=["logits"], dynamic_axes={"input": {0: "batch"}},
+                          dynamo=False)
+        quant_pre_process(str(fp32), str(pre), skip_symbolic_shape=True)
+        quantize_static(str(pre), str(int8), Reader(), quant_format=QuantFormat.QDQ,
+                        per_channel=True, activation_type=QuantType.QUInt8,
+                        weight_type=QuantType.QInt8)
+    session = ort_session(int8.read_bytes(), threads)
+    peers: dict[str, Any] = {
+        "peer: ORT int8 of torchvision": lambda x: session.run(None, {"input": x.numpy()})}
+    try:
+        import openvino
+    except ImportError:
+        return peers
+    core = openvino.Core()
+    config = {"INFERENCE_NUM_THREADS": threads, "PERFORMANCE_HINT": "LATENCY"}
+    for label, path in (("peer: OpenVINO int8 of torchvision", int8),
+                        ("peer: OpenVINO fp32 of torchvision", fp32)):
+        compiled = core.compile_model(str(path), "CPU", config)
+        peers[label] = (lambda c: lambda x: c(x.numpy()))(compiled)
+    return peers
+
+
 def run_case(name: str, args: argparse.Namespace) -> list[BenchResult]:
     batch, size, total_stride, classes = CASES[name]
     model = MobileNetV2(num_classes=classes, total_stride=total_stride).eval()
@@ -68,8 +127,15 @@ def run_case(name: str, args: argparse.Namespace) -> list[BenchResult]:
                 module.running_mean.copy_(torch.randn(module.num_features, generator=generator))
                 module.running_var.uniform_(0.5, 2.0, generator=generator)
     label = f"mobilenet_v2 (total_stride={total_stride}, {classes} classes)"
+    extra: dict[str, Any] = dict(baselines(classes, total_stride))
+    # what benchmark_backends calibrates on by default, shared with the peers
+    calibration = [torch.randn(batch, 3, size, size, generator=generator) for _ in range(4)]
+    if args.peers:
+        torchvision_model = extra["torchvision eager"]
+        extra.update(int8_peers(torchvision_model, size, calibration,
+                                args.threads or torch.get_num_threads()))
     return benchmark_backends(
-        model, size, batch, backends=args.backends, extra=baselines(classes, total_stride),
+        model, size, batch, backends=args.backends, extra=extra, calibration=calibration,
         model_name=label,
         threads=args.threads or None, warmup=args.warmup, min_reps=args.min_reps,
         max_reps=args.max_reps, budget_s=args.budget, progress=sys.stderr.isatty(),
@@ -89,6 +155,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--min-reps", type=int, default=5)
     parser.add_argument("--max-reps", type=int, default=200)
     parser.add_argument("--csv", default=None, help="also write all rows to this CSV file")
+    parser.add_argument("--peers", action="store_true",
+                        help="add ONNX Runtime's and OpenVINO's int8 of torchvision's export")
     args = parser.parse_args(argv)
     cases = [c.strip() for c in args.cases.split(",") if c.strip()]
     if not cases or any(c not in CASES for c in cases):

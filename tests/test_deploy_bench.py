@@ -99,3 +99,15 @@ def test_cli_bench_errors_are_one_line(capsys, extra, message) -> None:
                  *extra]) == 2
     err = capsys.readouterr().err
     assert message in err and err.count("\n") == 1
+
+
+def test_litert_rows_without_the_extra_say_how_to_install(monkeypatch) -> None:
+    monkeypatch.setattr(runtimes_module, "litert_installed", lambda: False)
+    model = MobileNetV2(width_mult=0.25, num_classes=3, total_stride=16).eval()
+    rows = benchmark_backends(model, 32, 1, backends=["litert", "litert-int8"], warmup=0,
+                              min_reps=1, max_reps=1, budget_s=0.0)
+    assert [(r.backend, r.precision) for r in rows] == [("litert", "fp32"),
+                                                        ("litert-int8", "int8")]
+    for row in rows:
+        assert not row.ok and row.status.startswith("not installed")
+        assert 'pip install "mobilecnn[litert]"' in row.status

@@ -27,15 +27,16 @@ __all__ = ["MobileMQA", "MultiQueryAttention2d", "ScaledDotProductAttention"]
 class ScaledDotProductAttention(nn.Module):
     """``F.scaled_dot_product_attention(query, key, value)`` (scale ``1/sqrt(key_dim)``).
 
-    Shapes ``(N, L, key_dim)``, ``(N, S, key_dim)``, ``(N, S, value_dim)`` -> ``(N, L,
-    value_dim)``. A module of its own so that summaries list it and :func:`~mobilecnn.mac_count`
-    counts it: ``L * S * (key_dim + value_dim)`` multiply-accumulates per sample (the two
-    matrix products; the softmax is not counted, as activations are not).
+    Shapes ``(N, heads, L, key_dim)``, ``(N, heads, S, key_dim)``, ``(N, heads, S,
+    value_dim)`` -> ``(N, heads, L, value_dim)``. A module of its own so that summaries list it
+    and :func:`~mobilecnn.mac_count` counts it: ``heads * L * S * (key_dim + value_dim)``
+    multiply-accumulates per sample (the two matrix products; the softmax is not counted, as
+    activations are not).
     """
 
     def forward(self, query: torch.Tensor, key: torch.Tensor, value: torch.Tensor
                 ) -> torch.Tensor:
-        """Attention output ``(N, L, value_dim)``."""
+        """Attention output ``(N, heads, L, value_dim)``."""
         return F.scaled_dot_product_attention(query, key, value)
 
 
@@ -109,13 +110,13 @@ class MultiQueryAttention2d(nn.Module):
         width = x.shape[3]
         # (N, heads*key_dim, H, W) -> (N, heads, H*W, key_dim) -> (N, heads*H*W, key_dim)
         query = self.query_proj(x).reshape(batch, self.num_heads, self.key_dim, -1)
-        query = query.transpose(-1, -2).reshape(batch, -1, self.key_dim)
+        query = query.transpose(-1, -2).reshape(batch, 1, -1, self.key_dim)
         key_input = x if self.key_down is None else self.key_down(x)
         value_input = x if self.value_down is None else self.value_down(x)
-        # (N, dim, h, w) -> (N, h*w, dim)
-        key = self.key_proj(key_input).flatten(2).transpose(1, 2)
-        value = self.value_proj(value_input).flatten(2).transpose(1, 2)
-        out = self.attention(query, key, value)  # (N, heads*H*W, value_dim)
+        # (N, dim, h, w) -> (N, 1, h*w, dim); 4-D, as ONNX export wants
+        key = self.key_proj(key_input).flatten(2).transpose(1, 2).unsqueeze(1)
+        value = self.value_proj(value_input).flatten(2).transpose(1, 2).unsqueeze(1)
+        out = self.attention(query, key, value)  # (N, 1, heads*H*W, value_dim)
         out = out.reshape(batch, self.num_heads, -1, self.value_dim).transpose(-1, -2)
         return self.out_proj(out.reshape(batch, self.num_heads * self.value_dim, height, width))
 
