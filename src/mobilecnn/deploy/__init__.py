@@ -7,6 +7,9 @@ One job per module:
 * :mod:`~mobilecnn.deploy.export` - :func:`export_onnx` / :func:`export_executorch` /
   :func:`export_torchscript`;
 * :mod:`~mobilecnn.deploy.litert` - :func:`export_tflite`, LiteRT (TensorFlow Lite) files;
+* :mod:`~mobilecnn.deploy.formats` - :func:`export_model`, any format of
+  :data:`EXPORT_FORMATS` in fp32 or int8 (what ``mobilecnn export`` calls);
+* :mod:`~mobilecnn.deploy.calibration` - :func:`calibration_images` for int8;
 * :mod:`~mobilecnn.deploy.runtimes` - :class:`RuntimeModel`, an ONNX Runtime, ExecuTorch or
   LiteRT file callable like a PyTorch model, and :func:`load_runtime_model`;
 * :mod:`~mobilecnn.deploy.quantize` - :func:`quantize`, post-training static int8;
@@ -53,6 +56,10 @@ _SOURCES = {
     "fold_batchnorm": ".fold",
     "optimize_for_inference": ".fold",
     "export_tflite": ".litert",
+    "EXPORT_FORMATS": ".formats",
+    "ExportFormat": ".formats",
+    "export_model": ".formats",
+    "calibration_images": ".calibration",
     "convert_qat": ".qat",
     "prepare_qat": ".qat",
     "LayerQuantError": ".quant_report",
@@ -78,8 +85,10 @@ if TYPE_CHECKING:
         torchvision_key_map,
     )
     from .bench import BenchResult, benchmark, benchmark_backends
+    from .calibration import calibration_images
     from .export import export_executorch, export_onnx, export_torchscript
     from .fold import fold_batchnorm, optimize_for_inference
+    from .formats import EXPORT_FORMATS, ExportFormat, export_model
     from .litert import export_tflite
     from .qat import convert_qat, prepare_qat
     from .quant_report import LayerQuantError, QuantizationReport, quantization_report
@@ -100,8 +109,10 @@ def __dir__() -> list[str]:
 
 
 __all__ = [
+    "EXPORT_FORMATS",
     "QUANTIZATION_BACKENDS",
     "BenchResult",
+    "ExportFormat",
     "FeatureExtractor",
     "FrozenBatchNorm2d",
     "LayerQuantError",
@@ -110,10 +121,12 @@ __all__ = [
     "available_quantization_backends",
     "benchmark",
     "benchmark_backends",
+    "calibration_images",
     "convert_qat",
     "cpu_has_fast_bfloat16",
     "create_feature_extractor",
     "export_executorch",
+    "export_model",
     "export_onnx",
     "export_tflite",
     "export_torchscript",
