@@ -101,7 +101,7 @@ def main() -> None:
     if args.cost:
         from mobilecnn import MODELS
 
-        print("| model | recomputing 1,024 images / training on 1,024 images |")
+        print(f"| model | recomputing {args.images} images / training on {args.images} images |")
         print("|---|---|")
         for name in args.models or sorted(MODELS):
             ratio = cost(name, args.size, args.width, args.images, args.repeats)

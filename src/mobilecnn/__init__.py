@@ -7,6 +7,9 @@
 
 from __future__ import annotations
 
+import importlib
+from typing import TYPE_CHECKING, Any
+
 from .counting import (
     ConvComparison,
     LayerStats,
@@ -15,17 +18,6 @@ from .counting import (
     mac_count,
     param_count,
     summary,
-)
-from .deploy import (
-    FeatureExtractor,
-    create_feature_extractor,
-    export_onnx,
-    export_torchscript,
-    fold_batchnorm,
-    freeze_backbone,
-    optimize_for_inference,
-    quantize,
-    unfreeze_backbone,
 )
 from .factory import create_model
 from .layers import (
@@ -51,6 +43,8 @@ from .models import (
     MobileNetV5Encoder,
     build_stages,
 )
+from .models.features import FeatureExtractor, create_feature_extractor
+from .models.freeze import freeze_backbone, unfreeze_backbone
 from .version import __version__
 from .weights import (
     list_pretrained,
@@ -104,3 +98,33 @@ __all__ = [
     "to_torchvision_state_dict",
     "unfreeze_backbone",
 ]
+
+
+# mobilecnn.deploy (export, int8, benchmarks) is imported on first use: it pulls in modules
+# (statistics -> fractions, ...) that every `import mobilecnn` and CLI call would pay for.
+_DEPLOY_NAMES = ("export_onnx", "export_torchscript", "fold_batchnorm", "optimize_for_inference",
+                 "quantize")
+_LAZY_MODULES = ("deploy", "inference", "train", "data", "cli")
+
+if TYPE_CHECKING:
+    from .deploy import (
+        export_onnx,
+        export_torchscript,
+        fold_batchnorm,
+        optimize_for_inference,
+        quantize,
+    )
+
+
+def __getattr__(name: str) -> Any:
+    if name in _DEPLOY_NAMES:
+        value = getattr(importlib.import_module(".deploy", __name__), name)
+        globals()[name] = value
+        return value
+    if name in _LAZY_MODULES:
+        return importlib.import_module(f".{name}", __name__)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(__all__) | set(_LAZY_MODULES))

@@ -262,7 +262,8 @@ def lock_folder(folder: PathLike, what: str = "folder") -> Iterator[Path]:
     The lock is ``flock`` on the folder itself (no file is created): the kernel releases it
     when the process ends, however it ends, so a SIGKILL leaves no stale lock. A second
     holder gets :class:`FolderLockedError` at once, naming the holder's pid where the OS
-    tells (Linux). Where ``fcntl`` does not exist (Windows) the block runs unlocked.
+    tells (Linux). Where ``fcntl`` does not exist (Windows) the lock is a ``filelock`` on
+    ``<folder>/.lock`` (released by the OS too; the file is removed on the way out).
     """
     target = Path(folder)
     if target.exists() and not target.is_dir():
@@ -282,10 +283,7 @@ def _flocked(target: Path, what: str, created: list[Path]) -> Iterator[Path]:
     try:
         import fcntl
     except ImportError:  # pragma: no cover - Windows
-        try:
-            yield target
-        finally:
-            _remove_if_empty(created)
+        yield from _filelocked(target, what, created)
         return
     descriptor = os.open(target, os.O_RDONLY)
     try:
@@ -302,6 +300,26 @@ def _flocked(target: Path, what: str, created: list[Path]) -> Iterator[Path]:
             _remove_if_empty(created)  # while still locked: no other run can be inside
     finally:
         os.close(descriptor)  # releases the lock
+
+
+def _filelocked(target: Path, what: str, created: list[Path]) -> Iterator[Path]:
+    """The lock where ``flock`` does not exist: ``filelock`` (which torch installs) on
+    ``<target>/.lock``."""
+    from filelock import FileLock, Timeout
+
+    lock_file = target / ".lock"
+    lock = FileLock(str(lock_file), timeout=0)
+    try:
+        lock.acquire()
+    except Timeout:
+        raise FolderLockedError(target, None, what) from None
+    try:
+        yield target
+    finally:
+        lock.release()
+        with contextlib.suppress(OSError):
+            lock_file.unlink()  # filelock removes it itself on Windows
+        _remove_if_empty(created)
 
 
 _OS_ERROR_HINTS = {

@@ -13,7 +13,7 @@ from .export_commands import add_model_arguments, load_source
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     """Add this group's subcommands to the parser."""
-    from ..deploy.bench import BACKENDS
+    from ..deploy.backends import BACKENDS
 
     bench = subparsers.add_parser(
         "bench",
@@ -53,7 +53,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def _backends(args: argparse.Namespace) -> list[str]:
-    from ..deploy.bench import BACKENDS
+    from ..deploy.backends import BACKENDS
 
     if args.backends is not None:
         names = [name.strip() for name in args.backends.split(",") if name.strip()]

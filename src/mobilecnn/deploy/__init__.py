@@ -22,27 +22,81 @@ here, as are the weight loaders of :mod:`mobilecnn.weights`. See ``docs/deployme
 
 from __future__ import annotations
 
-from ..devices import cpu_has_fast_bfloat16
-from ..models.features import FeatureExtractor, create_feature_extractor
-from ..models.freeze import FrozenBatchNorm2d, freeze_backbone, unfreeze_backbone
+import importlib
+from typing import TYPE_CHECKING, Any
 
-# Weight conversion lives in mobilecnn.weights since 0.3; these names stay importable from here.
-from ..weights import (
-    load_timm_state_dict,
-    load_torchvision_state_dict,
-    timm_key_map,
-    to_timm_state_dict,
-    to_torchvision_state_dict,
-    torchvision_key_map,
-)
-from .bench import BenchResult, benchmark, benchmark_backends
-from .export import export_executorch, export_onnx, export_torchscript
-from .fold import fold_batchnorm, optimize_for_inference
-from .litert import export_tflite
-from .qat import convert_qat, prepare_qat
-from .quant_report import LayerQuantError, QuantizationReport, quantization_report
+# quantize is both a module and its function: imported now, so that importing the module
+# (mobilecnn.deploy.quantize) can never shadow the function.
 from .quantize import QUANTIZATION_BACKENDS, available_quantization_backends, quantize
-from .runtimes import RuntimeModel, load_runtime_model
+
+# Each name is imported from its module on first use: exporting, quantizing and benchmarking
+# pull in heavy modules that `import mobilecnn` and a CLI call should not pay for.
+_SOURCES = {
+    "cpu_has_fast_bfloat16": "..devices",
+    "FeatureExtractor": "..models.features",
+    "create_feature_extractor": "..models.features",
+    "FrozenBatchNorm2d": "..models.freeze",
+    "freeze_backbone": "..models.freeze",
+    "unfreeze_backbone": "..models.freeze",
+    "load_timm_state_dict": "..weights",
+    "load_torchvision_state_dict": "..weights",
+    "timm_key_map": "..weights",
+    "to_timm_state_dict": "..weights",
+    "to_torchvision_state_dict": "..weights",
+    "torchvision_key_map": "..weights",
+    "BenchResult": ".bench",
+    "benchmark": ".bench",
+    "benchmark_backends": ".bench",
+    "export_executorch": ".export",
+    "export_onnx": ".export",
+    "export_torchscript": ".export",
+    "fold_batchnorm": ".fold",
+    "optimize_for_inference": ".fold",
+    "export_tflite": ".litert",
+    "convert_qat": ".qat",
+    "prepare_qat": ".qat",
+    "LayerQuantError": ".quant_report",
+    "QuantizationReport": ".quant_report",
+    "quantization_report": ".quant_report",
+    "RuntimeModel": ".runtimes",
+    "load_runtime_model": ".runtimes",
+}
+
+if TYPE_CHECKING:
+    from ..devices import cpu_has_fast_bfloat16
+    from ..models.features import FeatureExtractor, create_feature_extractor
+    from ..models.freeze import FrozenBatchNorm2d, freeze_backbone, unfreeze_backbone
+
+    # weight conversion lives in mobilecnn.weights since 0.3; the names stay importable here
+    from ..weights import (
+        load_timm_state_dict,
+        load_torchvision_state_dict,
+        timm_key_map,
+        to_timm_state_dict,
+        to_torchvision_state_dict,
+        torchvision_key_map,
+    )
+    from .bench import BenchResult, benchmark, benchmark_backends
+    from .export import export_executorch, export_onnx, export_torchscript
+    from .fold import fold_batchnorm, optimize_for_inference
+    from .litert import export_tflite
+    from .qat import convert_qat, prepare_qat
+    from .quant_report import LayerQuantError, QuantizationReport, quantization_report
+    from .runtimes import RuntimeModel, load_runtime_model
+
+
+def __getattr__(name: str) -> Any:
+    module = _SOURCES.get(name)
+    if module is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(importlib.import_module(module, __name__), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(__all__))
+
 
 __all__ = [
     "QUANTIZATION_BACKENDS",

@@ -31,6 +31,7 @@ from torch import nn
 
 from ..counting import mac_count, param_count
 from ..fileio import atomic_path, write_text_atomic
+from .backends import BACKENDS
 from .fold import optimize_for_inference
 from .runtimes import RuntimeModel
 
@@ -39,26 +40,6 @@ __all__ = ["BACKENDS", "CSV_COLUMNS", "BenchResult", "benchmark", "benchmark_bac
 
 Runner = Callable[[torch.Tensor], Any]
 
-BACKENDS = {
-    "eager": "PyTorch eager, the model as built (fp32)",
-    "optimized": "optimize_for_inference: BatchNorm folded, channels_last (fp32)",
-    "torchscript": "the frozen TorchScript trace that export_torchscript writes (fp32)",
-    "compile": "torch.compile of the optimized model (fp32; opt-in: compiling takes minutes)",
-    "onnxruntime": "ONNX Runtime, the file export_onnx writes (fp32)",
-    "onnxruntime-int8": "ONNX Runtime, quantize(backend='onnxruntime'): QDQ u8/s8 (int8)",
-    "executorch": "ExecuTorch + XNNPACK, the file export_executorch writes (fp32)",
-    "executorch-int8": "ExecuTorch + XNNPACK, quantize(backend='xnnpack') (int8)",
-    "litert": "LiteRT + XNNPACK, the file export_tflite writes (fp32)",
-    "litert-int8": "LiteRT + XNNPACK, quantize(backend='litert'): fully int8 .tflite (int8)",
-    "pytorch-int8": "PyTorch PT2E + X86InductorQuantizer, lowered to oneDNN int8 ops (int8)",
-    "cuda-eager": "PyTorch on the GPU, the model as built (fp32)",
-    "cuda": "PyTorch on the GPU, the optimized model: BatchNorm folded, channels_last (fp32)",
-    "cuda-amp": "the optimized model on the GPU under bfloat16 autocast (float16 where the GPU "
-                "has no bfloat16)",
-    "cuda-compile": "torch.compile of the optimized model on the GPU under the same autocast "
-                    "(opt-in)",
-}
-"""Backend name -> what is timed."""
 
 _PRECISION = {"onnxruntime-int8": "int8", "executorch-int8": "int8", "pytorch-int8": "int8",
               "litert-int8": "int8",
