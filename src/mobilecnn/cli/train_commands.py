@@ -98,8 +98,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
             "the CPU."
         ),
     )
-    demo.add_argument("--out", type=path_argument, default=Path("mobilecnn-demo"), metavar="DIR",
-                      help="run folder (default ./mobilecnn-demo)")
+    demo.add_argument("--out", type=path_argument, default=None, metavar="DIR",
+                      help="run folder (default ./mobilecnn-demo, or with --resume PATH the "
+                           "checkpoint's folder)")
     demo.add_argument("--epochs", type=positive_int, default=DEMO_EPOCHS,
                       help=f"default {DEMO_EPOCHS}")
     add_progress_option(demo)
@@ -122,6 +123,8 @@ def _train_config(args: argparse.Namespace) -> tuple[Any, Any]:
         assert point is not None
         base = point.config.to_dict()
         base.update(given)
+        # where to write: --out, else the checkpoint's folder (never the folder it records)
+        base["out_dir"] = given.get("out_dir", str(point.path.parent))
         return TrainConfig.from_dict(base), point
     if given.get("data") == "demo":
         given.setdefault("out_dir", "mobilecnn-demo")
@@ -153,12 +156,15 @@ def _fit_recipe(args: argparse.Namespace, config: Any) -> Any:
 
 
 def _report_run(result: Any, demo: bool) -> None:
+    """The final figures and the files this run wrote (nothing it did not write)."""
     final = result.final
     print(f"done: val top-1 {100 * final['val_top1']:.1f}%, top-5 {100 * final['val_top5']:.1f}%"
           f" (best top-1 {100 * result.best_val_top1:.1f}%)")
-    best = f", {result.best_checkpoint} (best)" if result.best_checkpoint.exists() else ""
-    print(f"checkpoints: {result.last_checkpoint} (last){best}")
-    print(f"metrics:     {result.metrics_path}")
+    if result.checkpoint_written:
+        best = f", {result.best_checkpoint} (best)" if result.best_checkpoint.exists() else ""
+        print(f"checkpoints: {result.last_checkpoint} (last){best}")
+    if result.metrics_path.exists():
+        print(f"metrics:     {result.metrics_path}")
     if result.plots:
         print(f"plots:       {', '.join(str(p) for p in result.plots)}")
     if demo:
@@ -194,9 +200,13 @@ def run_demo(args: argparse.Namespace) -> int:
     from ..train.config import demo_config
     from ..train.loop import TrainingInterrupted, train
 
-    config = demo_config(out_dir=str(args.out), epochs=args.epochs, progress=args.progress)
+    out = args.out
+    if out is None:  # a resumed demo continues where its checkpoint is
+        out = Path(args.resume).parent if args.resume not in (None, "last") else Path(
+            "mobilecnn-demo")
+    config = demo_config(out_dir=str(out), epochs=args.epochs, progress=args.progress)
     print("mobilecnn demo: generating a small data set of drawn shapes and textures "
-          f"(10 classes, 64x64) under {Path(args.out) / 'demo-data'} and training on the CPU")
+          f"(10 classes, 64x64) under {Path(out) / 'demo-data'} and training on the CPU")
     try:
         result = train(config, resume=args.resume)
     except TrainingInterrupted as stopped:

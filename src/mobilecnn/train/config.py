@@ -254,10 +254,12 @@ class TrainConfig:
         """Build from :meth:`to_dict` output; unknown keys are an error naming them.
 
         Keys that older versions wrote and that no longer mean anything (the 0.1 test hook
-        ``interrupt_after_steps``) are dropped.
+        ``interrupt_after_steps``) are dropped, as is a run's config.json marker
+        (``"format": "mobilecnn-run"``).
         """
         known = {field.name for field in dataclasses.fields(cls)}
-        values = {key: value for key, value in values.items() if key not in RETIRED_FIELDS}
+        values = {key: value for key, value in values.items() if key not in RETIRED_FIELDS
+                  and (key, value) != ("format", "mobilecnn-run")}  # a run's config.json
         unknown = sorted(set(values) - known)
         if unknown:
             raise ValueError(
