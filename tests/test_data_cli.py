@@ -96,3 +96,26 @@ def test_prepare_missing_data_names_download_command(tmp_path: Path, capsys) -> 
     assert main(["prepare", "--data", str(tmp_path / "nothing")]) == 2
     err = capsys.readouterr().err
     assert "does not exist" in err and "mobilecnn download tiny-imagenet" in err
+
+
+@pytest.mark.parametrize(("argv", "message"), [
+    (["prepare", "--data", "DATA", "--cache-dir", ""], "argument --cache-dir: expected a path, "
+                                                      "got ''; give a file or folder name"),
+    (["prepare", "--data", ""], "argument --data: expected a path, got ''"),
+    (["download", "tiny-imagenet", "--root", ""], "argument --root: expected a path, got ''"),
+    (["eval", "--checkpoint", "c.pt", "--data", "DATA", "--cache-dir", ""],
+     "argument --cache-dir: expected a path, got ''"),
+    (["train", "--data", "DATA", "--cache-dir", ""],
+     "argument --cache-dir: cache_dir must be a folder path, got ''"),
+])
+def test_an_empty_folder_name_is_refused_not_read_as_the_current_folder(
+    argv: list[str], message: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys
+) -> None:
+    root = make_official(tmp_path / "data", num_classes=2, train_per_class=2, val_per_class=1)
+    monkeypatch.chdir(tmp_path)
+    before = snapshot(tmp_path)
+    with pytest.raises(SystemExit) as exit_info:
+        main([str(root) if value == "DATA" else value for value in argv])
+    err = capsys.readouterr().err
+    assert exit_info.value.code == 2 and message in err and err.count("\n") == 1
+    assert snapshot(tmp_path) == before  # no cache written in the current folder

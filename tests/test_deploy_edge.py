@@ -133,7 +133,7 @@ def test_export_refuses_to_overwrite_its_checkpoint(tmp_path, capsys) -> None:
     assert checkpoint.read_bytes() == before
     assert main(["export", str(checkpoint), "--format", "torchscript", "--int8",
                  "--out", str(checkpoint.with_name("m.pt"))]) == 2
-    assert "--int8 works with --format onnx or pte" in capsys.readouterr().err
+    assert "--int8 works with --format onnx, pte or tflite" in capsys.readouterr().err
 
 
 def test_export_to_a_device_file_is_refused(capsys) -> None:

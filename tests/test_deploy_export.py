@@ -116,9 +116,9 @@ def test_cli_errors_are_one_line(tmp_path, monkeypatch, capsys, argv, message) -
 
 def test_cli_unknown_format_exits_nonzero(capsys) -> None:
     with pytest.raises(SystemExit) as exit_info:
-        main(["export", "mobilenet_v2", "--format", "tflite", "--out", "m.tflite"])
+        main(["export", "mobilenet_v2", "--format", "keras", "--out", "m.keras"])
     assert exit_info.value.code == 2
-    assert "invalid choice: 'tflite'" in capsys.readouterr().err
+    assert "invalid choice: 'keras'" in capsys.readouterr().err
 
 
 def test_cli_corrupt_checkpoint_is_one_line(tmp_path, capsys) -> None:

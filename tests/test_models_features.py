@@ -1,13 +1,16 @@
-"""Multi-scale feature extraction, reset_classifier and backbone freezing."""
+"""Multi-scale feature extraction, reset_classifier, backbone freezing and the timm-style
+names of the registry (list_models, is_model, create_model arguments)."""
 
 from __future__ import annotations
+
+import copy
 
 import pytest
 import torch
 from torch import nn
 
 from mobilecnn import MobileNetV1, MobileNetV2
-from mobilecnn.models.features import FeatureExtractor, create_feature_extractor
+from mobilecnn.models import FeatureExtractor, create_feature_extractor
 from mobilecnn.models.freeze import FrozenBatchNorm2d, freeze_backbone, unfreeze_backbone
 
 
@@ -153,3 +156,92 @@ def test_freeze_without_norm_and_unfreeze() -> None:
 def test_freeze_extractor_backbone() -> None:
     extractor = freeze_backbone(FeatureExtractor(MobileNetV2(width_mult=0.25)))
     assert not any(p.requires_grad for p in extractor.parameters())
+
+
+# ------------------------------------------------------ timm-style names: registry and feature_info
+
+
+def test_list_models_and_is_model() -> None:
+    from mobilecnn import MODELS, is_model, list_models
+
+    assert list_models() == sorted(MODELS)
+    assert list_models("mobilenet_v3*") == ["mobilenet_v3_large", "mobilenet_v3_small"]
+    assert list_models(["*_v1", "*_v2"]) == ["mobilenet_v1", "mobilenet_v2"]
+    assert list_models("resnet*") == []
+    assert is_model("mobilenet_v2") and not is_model("mobilenetv2_100")
+    with pytest.raises(TypeError, match="pattern must be a string"):
+        list_models([3])  # type: ignore[list-item]
+
+
+def test_create_model_takes_timm_argument_names() -> None:
+    from mobilecnn.models import create_model
+
+    model = create_model("mobilenet_v2", width_mult=0.25, num_classes=0, in_chans=1,
+                         drop_rate=0.3, total_stride=16)
+    assert (model.in_channels, model.num_classes) == (1, 0)
+    assert model.classifier[0].p == 0.3
+    assert model(torch.randn(2, 1, 32, 32)).shape == (2, model.head_hidden_size)
+    extractor = create_model("mobilenet_v2", width_mult=0.25, features_only=True,
+                             out_indices=(2, 3, 4), total_stride=16)
+    assert isinstance(extractor, FeatureExtractor)
+    assert extractor.feature_info.reduction() == [4, 8, 16]
+    assert extractor.feature_info.channels(0) == 8
+    assert extractor.feature_info.module_name() == ["features.6", "features.13", "features.17"]
+    assert extractor.pretrained_cfg["architecture"] == "mobilenet_v2"
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "error", "message"),
+    [
+        ({"pretrained": True}, ValueError, r"random weights only.*mobilecnn.create_model"),
+        ({"in_chans": 1, "in_channels": 1}, ValueError, "in_chans= and in_channels= are the same"),
+        ({"drop_rate": 0.1, "dropout": 0.1}, ValueError, "drop_rate= and dropout= are the same"),
+        ({"out_indices": (1, 2)}, ValueError, "pass features_only=True too"),
+        ({"features_only": "yes"}, TypeError, "features_only must be True or False"),
+        ({"features_only": True, "out_indices": 3}, ValueError, "out_indices must be a sequence"),
+        ({"activation": "swishy"}, ValueError, r"activation 'swishy' is unknown; use one of "),
+        ({"activation": 3}, TypeError, "activation must be an activation name"),
+    ],
+)
+def test_create_model_refuses_bad_arguments_in_one_line(kwargs: dict, error: type,
+                                                        message: str) -> None:
+    from mobilecnn.models import create_model
+
+    with pytest.raises(error, match=message) as raised:
+        create_model("mobilenet_v2", **kwargs)
+    assert "\n" not in str(raised.value)
+
+
+@pytest.mark.parametrize("model_class", [MobileNetV1, MobileNetV2])
+def test_activation_by_name(model_class: type) -> None:
+    by_name = model_class(width_mult=0.25, activation="hardswish")
+    assert any(isinstance(m, nn.Hardswish) for m in by_name.modules())
+    assert not any(isinstance(m, (nn.ReLU, nn.ReLU6)) for m in by_name.modules())
+
+
+def test_head_hidden_size_is_the_pre_logits_width() -> None:
+    from mobilecnn.models import create_model
+
+    sizes = {name: create_model(name, num_classes=0).head_hidden_size
+             for name in ("mobilenet_v1", "mobilenet_v2", "mobilenet_v3_large",
+                          "mobilenet_v3_small", "mobilenet_v4_conv_small")}
+    assert sizes == {"mobilenet_v1": 1024, "mobilenet_v2": 1280, "mobilenet_v3_large": 1280,
+                     "mobilenet_v3_small": 1024, "mobilenet_v4_conv_small": 1280}
+
+
+def test_feature_extractor_grad_checkpointing_matches() -> None:
+    model = MobileNetV2(width_mult=0.25, num_classes=3, total_stride=16).train()
+    plain = FeatureExtractor(model, out_indices=(1, 3))
+    checkpointed = FeatureExtractor(copy.deepcopy(model), out_indices=(1, 3))
+    checkpointed.set_grad_checkpointing()
+    x = torch.randn(2, 3, 32, 32)
+    grads = []
+    for extractor in (plain, checkpointed):
+        maps = extractor(x)
+        sum(m.square().mean() for m in maps).backward()
+        grads.append([p.grad for p in extractor.parameters()])
+    for a, b in zip(*grads, strict=True):
+        torch.testing.assert_close(b, a)
+    for (key, a), b in zip(plain.state_dict().items(), checkpointed.state_dict().values(),
+                           strict=True):
+        assert torch.equal(a, b), key

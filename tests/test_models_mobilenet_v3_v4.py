@@ -120,9 +120,9 @@ def test_mobilenet_v4_head_and_block_types() -> None:
         (lambda: MobileNetV4("hybrid_small"),
          "unknown MobileNetV4 variant 'hybrid_small'; choose one of: 'conv_small'"),
         (lambda: create_model("mobilenet_v3_small", variant="large"), "already fixes the variant"),
-        (lambda: MobileNetV3(width_mult=0), "width_mult must be > 0, got 0"),
+        (lambda: MobileNetV3(width_mult=0), "width_mult must be a finite number > 0"),
         (lambda: MobileNetV4(total_stride=64), "total_stride must be one of"),
-        (lambda: MobileNetV4(num_classes=0), "num_classes must be a positive integer"),
+        (lambda: MobileNetV4(num_classes=-2), "num_classes must be an integer >= 0"),
         (lambda: MobileNetV3(dropout=1.0), "dropout must be in"),
     ],
 )

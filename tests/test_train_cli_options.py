@@ -8,7 +8,7 @@ from dataclasses import dataclass
 
 import pytest
 
-from mobilecnn.cli import build_parser
+from mobilecnn.cli import build_parser, main
 from mobilecnn.cli.config_options import add_config_options, given_config_values
 from mobilecnn.train.config import TrainConfig, check_field, option
 
@@ -71,3 +71,41 @@ def test_every_cli_field_has_help_and_a_rule() -> None:
     for item in dataclasses.fields(TrainConfig):
         assert item.metadata.get("help"), f"{item.name} has no help text"
         check_field(item.name, item.default)  # the defaults pass their own rule
+
+
+def _refused(argv: list[str], capsys: pytest.CaptureFixture[str]) -> str:
+    try:
+        code = main(argv)
+    except SystemExit as exit_info:  # argparse errors
+        code = exit_info.code  # type: ignore[assignment]
+    err = capsys.readouterr().err
+    assert code == 2 and "Traceback" not in err and err.count("\n") == 1, err
+    return err
+
+
+@pytest.mark.parametrize(("argv", "message"), [
+    (["train", "--data", "demo", "--qat", "--epochs", "1"],
+     "mobilecnn: error: --qat fine-tunes trained weights: add --init CHECKPOINT"),
+    (["train", "--data", "demo", "--out", ""],
+     "argument --out: out_dir must be a folder path, got ''; pass a folder name"),
+    (["train", "--data", "demo", "--out", "  "], "out_dir must be a folder path, got '  '"),
+    (["demo", "--out", ""], "argument --out: expected a path, got ''"),
+    (["train", "--data", "demo", "--device", "meta"], "device 'meta' holds shapes but no data"),
+    (["train", "--data", "demo", "--device", "tpu"], "device 'tpu' is not a device"),
+])
+def test_train_refuses_values_it_cannot_honour_and_writes_nothing(
+    argv: list[str], message: str, tmp_path, monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    assert message in _refused(argv, capsys)
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_the_qat_help_and_the_check_agree() -> None:
+    text = build_parser()._subparsers._group_actions[0].choices["train"].format_help()
+    assert "--qat" in text and "with --init CHECKPOINT" in " ".join(text.split())
+    with pytest.raises(ValueError, match="out_dir must be a folder path"):
+        TrainConfig(out_dir="")
+    with pytest.raises(ValueError, match="device 'meta'"):
+        TrainConfig(device="meta")

@@ -347,3 +347,20 @@ def test_predict_prints_the_top5_imagenet_names(tmp_path: Path) -> None:
     assert wrong.stderr.strip() == ("mobilecnn: error: --model and --pretrained go together "
                                     "(e.g. --model mobilenet_v2 --pretrained "
                                     "mobilenet_v2-7ebf99e0.pth)")
+
+
+def test_num_classes_0_loads_the_backbone_for_pooled_features() -> None:
+    reference = _randomized(models.create_model("mobilenet_v3_large"))
+    path = _write(to_torchvision_state_dict(reference))
+    try:
+        models.create_model("mobilenet_v3_large", num_classes=0)
+    except ValueError:
+        pytest.skip("this build's models do not take num_classes=0 yet")
+    model = mobilecnn.create_model("mobilenet_v3_large", pretrained=path, num_classes=0).eval()
+    x = torch.randn(1, 3, 64, 64)
+    features = model(x)
+    assert features.shape == (1, 1280)  # V3's head layer (classifier.0) is loaded too
+    with torch.no_grad():
+        pooled = reference.forward_features(x).mean((2, 3))
+        expected = reference.classifier[:-1](pooled)
+    torch.testing.assert_close(features, expected, rtol=1e-5, atol=1e-5)

@@ -42,9 +42,12 @@ from .models import (
     MobileNetV5,
     MobileNetV5Encoder,
     build_stages,
+    is_model,
+    list_models,
 )
-from .models.features import FeatureExtractor, create_feature_extractor
+from .models.features import FeatureExtractor
 from .models.freeze import freeze_backbone, unfreeze_backbone
+from .models.registry import create_feature_extractor
 from .version import __version__
 from .weights import (
     list_pretrained,
@@ -85,6 +88,8 @@ __all__ = [
     "export_torchscript",
     "fold_batchnorm",
     "freeze_backbone",
+    "is_model",
+    "list_models",
     "load_timm_state_dict",
     "list_pretrained",
     "load_torchvision_state_dict",

@@ -45,6 +45,10 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+_CPU_OUT_OF_MEMORY = "DefaultCPUAllocator: can't allocate memory"
+"""How PyTorch's CPU allocator reports a failed allocation (a RuntimeError)."""
+
+
 def expected_error_message(error: BaseException) -> str | None:
     """The one-line message for an error a user can act on; None for a bug.
 
@@ -60,7 +64,8 @@ def expected_error_message(error: BaseException) -> str | None:
         return describe_os_error(error)
     if isinstance(error, OverflowError):
         return f"a number is too large: {error}"
-    if isinstance(error, MemoryError) or type(error).__name__ == "OutOfMemoryError":
+    if isinstance(error, MemoryError) or type(error).__name__ == "OutOfMemoryError" or (
+            isinstance(error, RuntimeError) and _CPU_OUT_OF_MEMORY in str(error)):
         first = str(error).strip().splitlines()[0] if str(error).strip() else ""
         return (f"out of memory ({first[:160]}); use a smaller --batch-size, input size or "
                 "model").replace(" ()", "")

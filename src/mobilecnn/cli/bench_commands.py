@@ -4,11 +4,18 @@ from __future__ import annotations
 
 import argparse
 import os
-import sys
 from pathlib import Path
 
-from .common import CLIError, positive_float, positive_int
-from .export_commands import add_model_arguments, load_source
+from ..limits import BATCH_SIZE
+from .common import CLIError, bounded_int, positive_float, positive_int
+from .options import (
+    add_device_option,
+    add_model_source,
+    add_progress_option,
+    load_source,
+    path_argument,
+    show_progress,
+)
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -27,14 +34,15 @@ def register(subparsers: argparse._SubParsersAction) -> None:
             + ", ".join(BACKENDS) + "."
         ),
     )
-    add_model_arguments(bench)
-    bench.add_argument("--batch-size", type=positive_int, default=1, help="default 1")
+    add_model_source(bench)
+    bench.add_argument("--batch-size", type=bounded_int(BATCH_SIZE), default=1, help="default 1")
     bench.add_argument("--backends", default=None,
                        help="comma-separated backends to time (default: all but the compile ones)")
     bench.add_argument("--compile", action="store_true",
                        help="also time torch.compile (compiling takes minutes on a small CPU)")
-    bench.add_argument("--device", choices=("cpu", "cuda"), default="cpu",
-                       help="cuda: time only the GPU rows (cuda, cuda-amp)")
+    add_device_option(bench, default="cpu",
+                      help="cpu (default): the CPU rows; cuda or cuda:N: only the GPU rows "
+                           "(cuda-eager, cuda, cuda-amp); auto: cuda when there is one, else cpu")
     bench.add_argument("--threads", type=positive_int, default=None,
                        help="threads for torch and the runtimes (default: torch's choice)")
     bench.add_argument("--budget", type=positive_float, default=20.0,
@@ -44,24 +52,50 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                        help="timed rounds at least, budget or not (default 3)")
     bench.add_argument("--max-reps", type=positive_int, default=200,
                        help="timed rounds at most (default 200)")
-    bench.add_argument("--csv", type=Path, default=None, help="write the results as CSV")
-    bench.add_argument("--plot", type=Path, default=None,
+    bench.add_argument("--csv", type=path_argument, default=None,
+                       help="write the results as CSV")
+    bench.add_argument("--plot", type=path_argument, default=None,
                        help="write a PNG bar chart (needs the [plot] extra)")
-    bench.add_argument("--progress", action="store_true",
-                       help="progress bar even when stderr is not a terminal")
+    add_progress_option(bench)
     bench.set_defaults(func=run_bench)
 
 
+def _device_type(requested: str) -> str:
+    """``cpu`` or ``cuda``: the rows ``--device`` asks for (a missing GPU is a one-line error)."""
+    import torch
+
+    if requested == "auto":
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    from ..devices import pick_device
+
+    device = pick_device(requested)
+    if device.type not in ("cpu", "cuda"):
+        raise CLIError(f"--device {requested}: bench times CPU and CUDA backends; use --device "
+                       "cpu, cuda or auto")
+    if device.type == "cuda":
+        torch.cuda.set_device(device)
+    return device.type
+
+
 def _backends(args: argparse.Namespace) -> list[str]:
+    import torch
+
     from ..deploy.backends import BACKENDS
 
+    device = _device_type(args.device)
     if args.backends is not None:
-        names = [name.strip() for name in args.backends.split(",") if name.strip()]
+        names = [name.strip() for name in args.backends.split(",")]
         unknown = [name for name in names if name not in BACKENDS]
-        if unknown or not names:
-            raise CLIError(f"--backends: unknown {', '.join(unknown) or '(empty)'}; choose from "
+        if unknown:
+            what = (f"an empty name in {args.backends!r}" if "" in unknown
+                    else f"unknown {', '.join(unknown)}")
+            raise CLIError(f"--backends: {what}; give comma-separated names from "
                            f"{', '.join(BACKENDS)}")
-    elif args.device == "cuda":
+        gpu = [name for name in names if name.startswith("cuda")]
+        if gpu and device != "cuda" and not torch.cuda.is_available():
+            raise CLIError(f"--backends {', '.join(gpu)}: GPU rows need CUDA, which is not "
+                           "available here; leave them out")
+    elif device == "cuda":
         names = ["cuda-eager", "cuda", "cuda-amp"] + (["cuda-compile"] if args.compile else [])
     else:
         names = [name for name in BACKENDS if not name.startswith("cuda") and name != "compile"]
@@ -89,7 +123,7 @@ def run_bench(args: argparse.Namespace) -> int:
     _check_output(args.csv, "--csv", args.source)
     _check_output(args.plot, "--plot", args.source)
     model, input_size, described, _ = load_source(args)
-    progress = args.progress or sys.stderr.isatty()
+    progress = show_progress(args)
     print(f"benchmarking {described}, batch {args.batch_size} x 3x{input_size}x{input_size}, "
           f"backends: {', '.join(names)}", flush=True)
     results = benchmark_backends(

@@ -5,10 +5,10 @@ from __future__ import annotations
 import argparse
 import sys
 import warnings
-from pathlib import Path
 
 from ..limits import IMAGE_SIZE
 from .common import CLIError, bounded_int, positive_int
+from .options import add_progress_option, path_argument, show_progress
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -20,14 +20,14 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                     "extraction, extracted safely, idempotent (no network if already there).",
     )
     download.add_argument("dataset", choices=["tiny-imagenet"], help="the data set to fetch")
-    download.add_argument("--root", required=True, type=Path,
+    download.add_argument("--root", required=True, type=path_argument,
                           help="folder to put tiny-imagenet-200/ in (created if needed)")
     download.add_argument("--url", default=None,
                           help="archive URL (default: the official cs231n URL)")
     download.add_argument("--md5", default=None,
                           help="expected md5 of the archive (default: the official one; "
                                "'none' skips the check)")
-    download.add_argument("--no-progress", action="store_true", help="no progress bar")
+    add_progress_option(download)
     download.set_defaults(func=run_download)
 
     prepare = subparsers.add_parser(
@@ -37,7 +37,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                     "location: DATA/.mobilecnn_cache/ (the only thing written under DATA). Up "
                     "to date caches are reused; stale or truncated ones are rebuilt.",
     )
-    prepare.add_argument("--data", required=True, type=Path,
+    prepare.add_argument("--data", required=True, type=path_argument,
                          help="the data set folder (the one with wnids.txt, or its parent, or a "
                               "folder with train/<class>/ images)")
     prepare.add_argument("--split", choices=["train", "val", "test", "all"], default="all",
@@ -45,7 +45,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                               "(default all)")
     prepare.add_argument("--skip-bad", action="store_true",
                          help="leave out unreadable images (reports how many) instead of failing")
-    prepare.add_argument("--cache-dir", type=Path, default=None,
+    prepare.add_argument("--cache-dir", type=path_argument, default=None,
                          help="write the cache here instead of DATA/.mobilecnn_cache/ "
                               "(for read-only data)")
     prepare.add_argument("--workers", type=positive_int, default=None,
@@ -53,7 +53,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     prepare.add_argument("--image-size", type=bounded_int(IMAGE_SIZE), default=None,
                          help="resize every image to SIZE x SIZE (default: keep; all images "
                               "must then have one size)")
-    prepare.add_argument("--no-progress", action="store_true", help="no progress bar")
+    add_progress_option(prepare)
     prepare.set_defaults(func=run_prepare)
 
 
@@ -63,7 +63,7 @@ def run_download(args: argparse.Namespace) -> int:
     md5 = OFFICIAL_MD5 if args.md5 is None else (None if args.md5.lower() == "none" else args.md5)
     try:
         folder = download_tiny_imagenet(args.root, url=args.url or OFFICIAL_URL, md5=md5,
-                                        progress=not args.no_progress)
+                                        progress=show_progress(args))
     except DownloadError as error:
         raise CLIError(str(error)) from None
     print(f"TinyImageNet is in {folder}")
@@ -88,7 +88,7 @@ def run_prepare(args: argparse.Namespace) -> int:
             warnings.simplefilter("always")
             path = prepare_cache(args.data, split, cache_dir=args.cache_dir,
                                  skip_bad=args.skip_bad, num_workers=args.workers,
-                                 progress=not args.no_progress, image_size=args.image_size)
+                                 progress=show_progress(args), image_size=args.image_size)
         for warning in caught:
             print(f"warning: {warning.message}", file=sys.stderr)
         decoded = load_cache(path, verify=False)  # prepare_cache verified it

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import argparse
 
-from ..limits import INPUT_SIZE, NUM_CLASSES, WIDTH
-from .common import bounded_float, bounded_int, positive_int
+from ..limits import CHANNELS, CONV_WEIGHTS, KERNEL_SIZE
+from .common import CLIError, bounded_int
+from .options import add_model_options
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -16,11 +17,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         help="standard vs depthwise-separable convolution: parameters and MACs",
         description="Count a standard k x k convolution and its depthwise-separable version.",
     )
-    compare.add_argument("--in", dest="in_channels", type=positive_int, default=128,
+    compare.add_argument("--in", dest="in_channels", type=bounded_int(CHANNELS), default=128,
                          help="input channels (default 128)")
-    compare.add_argument("--out", dest="out_channels", type=positive_int, default=256,
+    compare.add_argument("--out", dest="out_channels", type=bounded_int(CHANNELS), default=256,
                          help="output channels (default 256)")
-    compare.add_argument("--kernel", type=positive_int, default=3, help="kernel size (default 3)")
+    compare.add_argument("--kernel", type=bounded_int(KERNEL_SIZE), default=3,
+                         help="kernel size (default 3)")
     compare.set_defaults(func=run_compare)
 
     summary = subparsers.add_parser(
@@ -30,21 +32,19 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     summary.add_argument("model", choices=sorted(MODELS), metavar="MODEL",
                          help=f"one of: {', '.join(sorted(MODELS))}")
-    summary.add_argument("--input-size", default=224,
-                         type=bounded_int(INPUT_SIZE),
-                         help="square input size in pixels (default 224)")
-    summary.add_argument("--width", type=bounded_float(WIDTH), default=1.0,
-                         help="width multiplier (default 1.0)")
-    summary.add_argument("--num-classes", type=bounded_int(NUM_CLASSES), default=1000,
-                         help="classifier outputs (default 1000)")
-    summary.add_argument("--total-stride", type=int, choices=(8, 16, 32), default=32,
-                         help="32 = paper; 16 for 64x64 inputs; 8 for 32x32 inputs")
+    add_model_options(summary)
     summary.set_defaults(func=run_summary)
 
 
 def run_compare(args: argparse.Namespace) -> int:
     from ..counting import conv_comparison
 
+    weights = args.in_channels * args.out_channels * args.kernel**2
+    if weights > CONV_WEIGHTS.maximum:
+        raise CLIError(f"--in {args.in_channels} --out {args.out_channels} --kernel "
+                       f"{args.kernel} is a convolution of {weights:,} weights, more than the "
+                       f"{CONV_WEIGHTS.maximum:,} ({CONV_WEIGHTS.why}) it may build to count; use "
+                       "fewer channels or a smaller kernel")
     print(conv_comparison(args.in_channels, args.out_channels, args.kernel).table())
     return 0
 

@@ -9,6 +9,14 @@ from typing import Any
 
 from .common import CLIError, positive_int
 from .config_options import add_config_options, given_config_values
+from .options import (
+    add_checkpoint_option,
+    add_device_option,
+    add_model_options,
+    add_progress_option,
+    add_resume_option,
+    path_argument,
+)
 
 DEMO_EPOCHS = 6
 """Epochs of ``mobilecnn demo``: about 82% val top-1 in under 3 minutes on 2 idle cores
@@ -32,8 +40,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         argument_default=unset,
     )
     add_config_options(train, TrainConfig, check_field)
-    train.add_argument("--resume", nargs="?", const="last", metavar="PATH",
-                       help="continue from <out>/last.pt, or from PATH")
+    add_resume_option(train, "continue from <out>/last.pt, or from PATH")
     train.add_argument("--print-config", action="store_true",
                        help="print the resolved settings (recipe, defaults, options given) as "
                             "JSON and exit without training")
@@ -44,23 +51,21 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         help="top-1/top-5 of a checkpoint on a split, per-class accuracy to a CSV",
         description="Evaluate a checkpoint on a TinyImageNet split.",
     )
-    evaluate.add_argument("--checkpoint", required=True, metavar="CKPT", help="a .pt checkpoint")
-    evaluate.add_argument("--data", required=True, metavar="DIR", help="tiny-imagenet-200 folder")
+    add_checkpoint_option(evaluate)
+    evaluate.add_argument("--data", required=True, type=path_argument, metavar="DIR",
+                          help="tiny-imagenet-200 folder")
     evaluate.add_argument("--split", choices=("train", "val"), default="val",
                           help="default val")
     evaluate.add_argument("--batch-size", type=positive_int, default=512, help="default 512")
-    evaluate.add_argument("--per-class", metavar="CSV",
+    evaluate.add_argument("--per-class", type=path_argument, metavar="CSV",
                           help="per-class accuracy file (default <checkpoint folder>/"
                                "eval_<split>_per_class.csv)")
     evaluate.add_argument("--precision", choices=("fp32", "bf16", "fp16", "auto"), default="fp32",
                           help="default fp32")
-    evaluate.add_argument("--device", default="auto", help="auto (default), cpu, cuda, mps")
-    evaluate.add_argument("--cache-dir", metavar="DIR", default=None,
+    add_device_option(evaluate)
+    evaluate.add_argument("--cache-dir", type=path_argument, metavar="DIR", default=None,
                           help="decoded-image cache (default <data>/.mobilecnn_cache)")
-    evaluate.add_argument("--allow-nonfinite", action="store_true",
-                          help="use a checkpoint whose weights hold NaN or infinite values "
-                               "(refused by default: such a model predicts NaN)")
-    evaluate.add_argument("--recalibrate-bn", metavar="OUT", default=None,
+    evaluate.add_argument("--recalibrate-bn", type=path_argument, metavar="OUT", default=None,
                           help="first recompute the BatchNorm statistics over 1,024 training "
                                "images of --data, write that checkpoint to OUT and evaluate it")
     evaluate.set_defaults(func=run_eval)
@@ -71,7 +76,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         description="Classify images with a checkpoint, or with an ImageNet model "
                     "(--model with --pretrained): prints the top classes with names.",
     )
-    predict.add_argument("--checkpoint", metavar="CKPT", help="a .pt checkpoint")
+    add_checkpoint_option(predict, required=False)
     predict.add_argument("--model", choices=sorted(MODELS), metavar="MODEL",
                          help=f"with --pretrained, instead of --checkpoint: one of "
                               f"{', '.join(sorted(MODELS))}")
@@ -80,10 +85,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                               "'default' or a tag (downloaded once; see docs/weights.md)")
     predict.add_argument("images", nargs="+", metavar="IMAGE", help="image files")
     predict.add_argument("--top-k", type=positive_int, default=5, help="default 5")
-    predict.add_argument("--device", default="cpu", help="default cpu")
-    predict.add_argument("--allow-nonfinite", action="store_true",
-                         help="use a checkpoint whose weights hold NaN or infinite values "
-                              "(refused by default: such a model predicts NaN)")
+    add_model_options(predict, input_size_only=True)
+    add_device_option(predict, default="cpu")
     predict.set_defaults(func=run_predict)
 
     demo = subparsers.add_parser(
@@ -95,14 +98,13 @@ def register(subparsers: argparse._SubParsersAction) -> None:
             "the CPU."
         ),
     )
-    demo.add_argument("--out", default="mobilecnn-demo", metavar="DIR",
-                      help="run folder (default ./mobilecnn-demo)")
+    demo.add_argument("--out", type=path_argument, default=None, metavar="DIR",
+                      help="run folder (default ./mobilecnn-demo, or with --resume PATH the "
+                           "checkpoint's folder)")
     demo.add_argument("--epochs", type=positive_int, default=DEMO_EPOCHS,
                       help=f"default {DEMO_EPOCHS}")
-    demo.add_argument("--progress", action="store_true", default=None,
-                      help="progress bars even when stderr is not a terminal")
-    demo.add_argument("--resume", nargs="?", const="last", default=None, metavar="PATH",
-                      help="continue an interrupted demo")
+    add_progress_option(demo)
+    add_resume_option(demo, "continue an interrupted demo", default=None)
     demo.set_defaults(func=run_demo)
 
 
@@ -121,6 +123,8 @@ def _train_config(args: argparse.Namespace) -> tuple[Any, Any]:
         assert point is not None
         base = point.config.to_dict()
         base.update(given)
+        # where to write: --out, else the checkpoint's folder (never the folder it records)
+        base["out_dir"] = given.get("out_dir", str(point.path.parent))
         return TrainConfig.from_dict(base), point
     if given.get("data") == "demo":
         given.setdefault("out_dir", "mobilecnn-demo")
@@ -152,12 +156,15 @@ def _fit_recipe(args: argparse.Namespace, config: Any) -> Any:
 
 
 def _report_run(result: Any, demo: bool) -> None:
+    """The final figures and the files this run wrote (nothing it did not write)."""
     final = result.final
     print(f"done: val top-1 {100 * final['val_top1']:.1f}%, top-5 {100 * final['val_top5']:.1f}%"
           f" (best top-1 {100 * result.best_val_top1:.1f}%)")
-    best = f", {result.best_checkpoint} (best)" if result.best_checkpoint.exists() else ""
-    print(f"checkpoints: {result.last_checkpoint} (last){best}")
-    print(f"metrics:     {result.metrics_path}")
+    if result.checkpoint_written:
+        best = f", {result.best_checkpoint} (best)" if result.best_checkpoint.exists() else ""
+        print(f"checkpoints: {result.last_checkpoint} (last){best}")
+    if result.metrics_path.exists():
+        print(f"metrics:     {result.metrics_path}")
     if result.plots:
         print(f"plots:       {', '.join(str(p) for p in result.plots)}")
     if demo:
@@ -177,6 +184,9 @@ def run_train(args: argparse.Namespace) -> int:
     if config.recipe == "finetune" and config.init is None and point is None:
         raise CLIError("the finetune recipe starts from trained weights: add --init "
                        "torchvision:PATH.pth (ImageNet mobilenet_v2) or --init CHECKPOINT")
+    if config.qat and config.init is None and point is None:
+        raise CLIError("--qat fine-tunes trained weights: add --init CHECKPOINT (a run's "
+                       "best.pt) or --init torchvision:PATH.pth")
     try:
         result = train(config, resume=point)
     except TrainingInterrupted as stopped:
@@ -190,9 +200,13 @@ def run_demo(args: argparse.Namespace) -> int:
     from ..train.config import demo_config
     from ..train.loop import TrainingInterrupted, train
 
-    config = demo_config(out_dir=args.out, epochs=args.epochs, progress=args.progress)
+    out = args.out
+    if out is None:  # a resumed demo continues where its checkpoint is
+        out = Path(args.resume).parent if args.resume not in (None, "last") else Path(
+            "mobilecnn-demo")
+    config = demo_config(out_dir=str(out), epochs=args.epochs, progress=args.progress)
     print("mobilecnn demo: generating a small data set of drawn shapes and textures "
-          f"(10 classes, 64x64) under {Path(args.out) / 'demo-data'} and training on the CPU")
+          f"(10 classes, 64x64) under {Path(out) / 'demo-data'} and training on the CPU")
     try:
         result = train(config, resume=args.resume)
     except TrainingInterrupted as stopped:
@@ -206,9 +220,9 @@ def run_eval(args: argparse.Namespace) -> int:
     import torch
 
     from ..data import load_cache, prepare_cache
+    from ..devices import pick_device
     from ..fileio import check_not_input, describe_os_error
     from ..train.checkpoints import load_model
-    from ..train.distributed import pick_device
     from ..train.evaluation import evaluate
     from ..train.metrics import write_per_class_csv
 
@@ -269,25 +283,31 @@ def _check_batchnorm(args: argparse.Namespace, path: Path, model: Any,
 
 
 def run_predict(args: argparse.Namespace) -> int:
+    from ..devices import pick_device
     from ..train.checkpoints import load_model
-    from ..train.distributed import pick_device
     from ..train.predict import predict_imagenet, predict_images
 
     if (args.checkpoint is None) == (args.model is None and args.pretrained is None):
         raise CLIError("predict takes either --checkpoint CKPT or --model MODEL --pretrained "
                        "WEIGHTS")
+    device = pick_device(args.device)
     if args.checkpoint is None:
         if args.model is None or args.pretrained is None:
             raise CLIError("--model and --pretrained go together (e.g. --model mobilenet_v2 "
                            "--pretrained mobilenet_v2-7ebf99e0.pth)")
+        if args.input_size is not None:
+            raise CLIError("--input-size applies to --checkpoint; an ImageNet model is fed "
+                           "images as its weights were trained")
         from ..factory import create_model
 
         weights = True if args.pretrained == "default" else args.pretrained
-        model = create_model(args.model, pretrained=weights).to(pick_device(args.device))
+        model = create_model(args.model, pretrained=weights).to(device)
         predictions = predict_imagenet(model, args.images, top_k=args.top_k)
     else:
-        model, checkpoint = load_model(args.checkpoint, map_location=pick_device(args.device),
+        model, checkpoint = load_model(args.checkpoint, map_location=device,
                                        allow_nonfinite=args.allow_nonfinite)
+        if args.input_size is not None:  # the size images are resized to
+            checkpoint = {**checkpoint, "image_size": args.input_size}
         predictions = predict_images(model, checkpoint, args.images, top_k=args.top_k)
     for prediction in predictions:
         print(f"{prediction.path}:")

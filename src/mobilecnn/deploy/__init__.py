@@ -7,6 +7,9 @@ One job per module:
 * :mod:`~mobilecnn.deploy.export` - :func:`export_onnx` / :func:`export_executorch` /
   :func:`export_torchscript`;
 * :mod:`~mobilecnn.deploy.litert` - :func:`export_tflite`, LiteRT (TensorFlow Lite) files;
+* :mod:`~mobilecnn.deploy.formats` - :func:`export_model`, any format of
+  :data:`EXPORT_FORMATS` in fp32 or int8 (what ``mobilecnn export`` calls);
+* :mod:`~mobilecnn.deploy.calibration` - :func:`calibration_images` for int8;
 * :mod:`~mobilecnn.deploy.runtimes` - :class:`RuntimeModel`, an ONNX Runtime, ExecuTorch or
   LiteRT file callable like a PyTorch model, and :func:`load_runtime_model`;
 * :mod:`~mobilecnn.deploy.quantize` - :func:`quantize`, post-training static int8;
@@ -34,7 +37,7 @@ from .quantize import QUANTIZATION_BACKENDS, available_quantization_backends, qu
 _SOURCES = {
     "cpu_has_fast_bfloat16": "..devices",
     "FeatureExtractor": "..models.features",
-    "create_feature_extractor": "..models.features",
+    "create_feature_extractor": "..models.registry",
     "FrozenBatchNorm2d": "..models.freeze",
     "freeze_backbone": "..models.freeze",
     "unfreeze_backbone": "..models.freeze",
@@ -53,6 +56,10 @@ _SOURCES = {
     "fold_batchnorm": ".fold",
     "optimize_for_inference": ".fold",
     "export_tflite": ".litert",
+    "EXPORT_FORMATS": ".formats",
+    "ExportFormat": ".formats",
+    "export_model": ".formats",
+    "calibration_images": ".calibration",
     "convert_qat": ".qat",
     "prepare_qat": ".qat",
     "LayerQuantError": ".quant_report",
@@ -64,8 +71,9 @@ _SOURCES = {
 
 if TYPE_CHECKING:
     from ..devices import cpu_has_fast_bfloat16
-    from ..models.features import FeatureExtractor, create_feature_extractor
+    from ..models.features import FeatureExtractor
     from ..models.freeze import FrozenBatchNorm2d, freeze_backbone, unfreeze_backbone
+    from ..models.registry import create_feature_extractor
 
     # weight conversion lives in mobilecnn.weights since 0.3; the names stay importable here
     from ..weights import (
@@ -77,8 +85,10 @@ if TYPE_CHECKING:
         torchvision_key_map,
     )
     from .bench import BenchResult, benchmark, benchmark_backends
+    from .calibration import calibration_images
     from .export import export_executorch, export_onnx, export_torchscript
     from .fold import fold_batchnorm, optimize_for_inference
+    from .formats import EXPORT_FORMATS, ExportFormat, export_model
     from .litert import export_tflite
     from .qat import convert_qat, prepare_qat
     from .quant_report import LayerQuantError, QuantizationReport, quantization_report
@@ -99,8 +109,10 @@ def __dir__() -> list[str]:
 
 
 __all__ = [
+    "EXPORT_FORMATS",
     "QUANTIZATION_BACKENDS",
     "BenchResult",
+    "ExportFormat",
     "FeatureExtractor",
     "FrozenBatchNorm2d",
     "LayerQuantError",
@@ -109,10 +121,12 @@ __all__ = [
     "available_quantization_backends",
     "benchmark",
     "benchmark_backends",
+    "calibration_images",
     "convert_qat",
     "cpu_has_fast_bfloat16",
     "create_feature_extractor",
     "export_executorch",
+    "export_model",
     "export_onnx",
     "export_tflite",
     "export_torchscript",

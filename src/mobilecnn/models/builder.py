@@ -36,7 +36,7 @@ from ..layers import (
     check_se_ratio,
     make_divisible,
 )
-from ._base import FeatureInfo, check_total_stride
+from ._base import FeatureInfo, FeatureInfoList, check_total_stride
 
 __all__ = ["BlockKind", "BlockSpec", "BuiltStages", "build_stages"]
 
@@ -130,7 +130,7 @@ class BuiltStages:
 
     layers: list[nn.Module]
     """One module per block, in order (repeats expanded)."""
-    feature_info: list[FeatureInfo]
+    feature_info: FeatureInfoList
     """The last block of each resolution (named ``<prefix>.<index>``)."""
     out_channels: int
     """Channels of the last block's output."""
@@ -240,10 +240,10 @@ def build_stages(
 
 
 def stage_feature_info(shapes: Sequence[tuple[int, int]], first_index: int = 0,
-                       prefix: str = "features") -> list[FeatureInfo]:
+                       prefix: str = "features") -> FeatureInfoList:
     """Feature levels at the end of each resolution; ``shapes`` is ``(out_channels, stride)``
     per block. A block is a level when the next one downsamples, and the last block is one."""
-    info: list[FeatureInfo] = []
+    info = FeatureInfoList()
     reduction = 1
     for index, (channels, stride) in enumerate(shapes):
         reduction *= stride

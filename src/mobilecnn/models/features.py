@@ -2,26 +2,27 @@
 
 In the style of timm's ``features_only``: :class:`FeatureExtractor` returns the feature map at
 the end of each resolution of a model (strides 2, 4, 8, 16, 32 for the paper's models), and
-``feature_info`` describes them (channels, stride, module) without running anything.
+``feature_info`` describes them (``channels()``, ``reduction()``, ``module_name()``) without
+running anything. ``create_model(name, features_only=True, out_indices=...)`` builds one.
 
 >>> from mobilecnn import MobileNetV2
 >>> extractor = FeatureExtractor(MobileNetV2(), out_indices=(2, 3, 4))
->>> extractor.channels, extractor.reductions
+>>> extractor.feature_info.channels(), extractor.feature_info.reduction()
 ([32, 96, 320], [8, 16, 32])
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
 
 import torch
 from torch import nn
 
-from ._base import FeatureInfo, MobileNetBase
-from .registry import create_model
+from ._base import FeatureInfo, FeatureInfoList, MobileNetBase
+from .checkpointing import checkpoint_taps
+from .checks import check_images, is_symbolic
 
-__all__ = ["FeatureExtractor", "create_feature_extractor"]
+__all__ = ["FeatureExtractor"]
 
 
 def _feature_index(module_name: str) -> int:
@@ -33,11 +34,14 @@ def _feature_index(module_name: str) -> int:
 
 
 def _check_out_indices(out_indices: Sequence[int], levels: int) -> list[int]:
+    if isinstance(out_indices, (str, bytes)) or not isinstance(out_indices, Sequence):
+        raise ValueError(f"out_indices must be a sequence of level indices such as (1, 2, 3), "
+                         f"got {out_indices!r}")
     if len(out_indices) == 0:
         raise ValueError("out_indices must select at least one feature level")
     chosen: list[int] = []
     for index in out_indices:
-        if not isinstance(index, int) or not -levels <= index < levels:
+        if isinstance(index, bool) or not isinstance(index, int) or not -levels <= index < levels:
             raise ValueError(
                 f"out_indices entries must be integers in [{-levels}, {levels - 1}] (this model "
                 f"has {levels} feature levels), got {index!r}"
@@ -58,6 +62,8 @@ class FeatureExtractor(nn.Module):
     model checkpoint loads into it with ``strict=False``.
     """
 
+    __jit_unused_properties__ = ["channels", "reductions"]
+
     def __init__(self, model: MobileNetBase, out_indices: Sequence[int] | None = None) -> None:
         super().__init__()
         if not isinstance(model, MobileNetBase):
@@ -65,52 +71,46 @@ class FeatureExtractor(nn.Module):
                             f"{type(model).__name__}")
         levels = len(model.feature_info)
         chosen = _check_out_indices(
-            list(range(levels)) if out_indices is None else list(out_indices), levels
+            list(range(levels)) if out_indices is None else out_indices, levels
         )
-        self.out_indices: tuple[int, ...] = tuple(chosen)
-        self.feature_info: list[FeatureInfo] = [
-            FeatureInfo(**model.feature_info[i]) for i in chosen
-        ]
+        self.out_indices = tuple(chosen)
+        self.feature_info = FeatureInfoList(FeatureInfo(**model.feature_info[i]) for i in chosen)
         self._taps = [_feature_index(info["module"]) for info in self.feature_info]
         self.in_channels = model.in_channels
+        self.pretrained_cfg = dict(getattr(model, "pretrained_cfg", {}))
+        self.grad_checkpointing = False
         self.features = nn.Sequential(*list(model.features)[: self._taps[-1] + 1])
 
     @property
     def channels(self) -> list[int]:
-        """Channels of each returned feature map."""
+        """Channels of each returned feature map (``feature_info.channels()``)."""
         return [info["num_chs"] for info in self.feature_info]
 
     @property
     def reductions(self) -> list[int]:
-        """Stride of each returned feature map relative to the input."""
+        """Stride of each returned feature map (``feature_info.reduction()``)."""
         return [info["reduction"] for info in self.feature_info]
+
+    @torch.jit.ignore
+    def set_grad_checkpointing(self, enable: bool = True) -> None:
+        """Recompute each block in the backward pass instead of storing its activations."""
+        self.grad_checkpointing = bool(enable)
 
     def forward(self, x: torch.Tensor) -> list[torch.Tensor]:
         """One feature map per selected level, shallowest first."""
-        if x.dim() != 4 or x.shape[1] != self.in_channels:
-            raise ValueError(
-                f"FeatureExtractor expects a 4-D tensor of shape (batch, {self.in_channels}, "
-                f"height, width), got shape {tuple(x.shape)}"
-            )
+        if torch.jit.is_scripting():
+            check_images(x, self.in_channels)
+        elif not is_symbolic(x):
+            check_images(x, self.in_channels)
+            if self.grad_checkpointing and torch.is_grad_enabled():
+                return self._checkpointed(x)
         outputs: list[torch.Tensor] = []
-        taps = set(self._taps)
         for index, layer in enumerate(self.features):
             x = layer(x)
-            if index in taps:
+            if index in self._taps:
                 outputs.append(x)
         return outputs
 
-
-def create_feature_extractor(
-    model: MobileNetBase | str,
-    out_indices: Sequence[int] | None = None,
-    **model_kwargs: Any,
-) -> FeatureExtractor:
-    """A :class:`FeatureExtractor` of ``model``, or of ``create_model(model, **model_kwargs)``
-    when given a name (the ``features_only=True`` of timm)."""
-    if isinstance(model, str):
-        model = create_model(model, **model_kwargs)
-    elif model_kwargs:
-        raise ValueError("model_kwargs are only used when model is a name; got a model and "
-                         f"{sorted(model_kwargs)}")
-    return FeatureExtractor(model, out_indices)
+    @torch.jit.unused
+    def _checkpointed(self, x: torch.Tensor) -> list[torch.Tensor]:
+        return checkpoint_taps(self.features, x, self._taps)

@@ -5,8 +5,10 @@ from __future__ import annotations
 from torch import nn
 
 from ..layers import ActivationFactory, NormFactory
-from ._base import MobileNetBase, check_common_args
+from ..layers.conv import resolve_activation
+from ._base import MobileNetBase
 from .builder import BlockSpec, build_stages
+from .checks import check_common_args
 
 __all__ = ["MOBILENET_V1_BLOCKS", "MobileNetV1"]
 
@@ -39,7 +41,7 @@ class MobileNetV1(MobileNetBase):
     global average pooling and a linear classifier.
 
     Args:
-        num_classes: outputs of the classifier.
+        num_classes: outputs of the classifier (0: no classifier, pooled features out).
         width_mult: the paper's width multiplier alpha; every width is
             ``make_divisible(width * width_mult, round_nearest)``.
         in_channels: channels of the input images.
@@ -48,7 +50,7 @@ class MobileNetV1(MobileNetBase):
             the first stride-2 block at stride 1) for 32x32 inputs.
         round_nearest: channel rounding divisor.
         norm_layer: normalization factory (``None`` for none).
-        activation: activation factory (the paper uses ReLU).
+        activation: activation factory or name (the paper uses ReLU).
 
     ``features`` holds the stem at index 0 and the blocks at 1..13.
     """
@@ -62,19 +64,17 @@ class MobileNetV1(MobileNetBase):
         total_stride: int = 32,
         round_nearest: int = 8,
         norm_layer: NormFactory | None = nn.BatchNorm2d,
-        activation: ActivationFactory | None = nn.ReLU,
+        activation: ActivationFactory | str | None = nn.ReLU,
     ) -> None:
         super().__init__()
         check_common_args(num_classes, width_mult, in_channels, dropout)
         self.in_channels = in_channels
-        self.num_classes = num_classes
         self.width_mult = width_mult
         built = build_stages(MOBILENET_V1_TABLE, in_channels, width_mult=width_mult,
                              round_nearest=round_nearest, total_stride=total_stride,
-                             norm_layer=norm_layer, activation=activation)
+                             norm_layer=norm_layer, activation=resolve_activation(activation))
         self.features = nn.Sequential(*built.layers)
         self.num_features = built.out_channels
-        self.classifier = nn.Sequential(nn.Dropout(dropout),
-                                        nn.Linear(built.out_channels, num_classes))
+        self.classifier = self._make_classifier(built.out_channels, num_classes, dropout)
         self.feature_info = built.feature_info
-        self._init_weights()
+        self._finish_init("mobilenet_v1", total_stride)

@@ -6,9 +6,16 @@ from collections.abc import Sequence
 
 from torch import nn
 
-from ..layers import ActivationFactory, ConvNormAct, NormFactory, make_divisible
-from ._base import MobileNetBase, check_common_args
+from ..layers import (
+    ActivationFactory,
+    ConvNormAct,
+    NormFactory,
+    make_divisible,
+)
+from ..layers.conv import resolve_activation
+from ._base import MobileNetBase
 from .builder import BlockSpec, build_stages
+from .checks import check_common_args
 
 __all__ = ["MOBILENET_V2_SETTING", "MobileNetV2"]
 
@@ -58,7 +65,7 @@ class MobileNetV2(MobileNetBase):
     1280 channels, global average pooling, dropout and a linear classifier.
 
     Args:
-        num_classes: outputs of the classifier.
+        num_classes: outputs of the classifier (0: no classifier, pooled features out).
         width_mult: width multiplier; widths are ``make_divisible(c * width_mult, round_nearest)``
             and the last conv is never narrower than 1280.
         inverted_residual_setting: rows ``[t, c, n, s]`` replacing Table 2.
@@ -68,7 +75,7 @@ class MobileNetV2(MobileNetBase):
         total_stride: 32 as in the paper; 16 (stem stride 1) for 64x64 inputs; 8 (stem and the
             first stride-2 stage at stride 1) for 32x32 inputs.
         norm_layer: normalization factory.
-        activation: activation factory (ReLU6 in the paper).
+        activation: activation factory or name (ReLU6 in the paper).
 
     ``features`` holds the stem at index 0, the 17 blocks at 1..17 and the last 1x1 conv at 18,
     the same indices as torchvision's ``mobilenet_v2``.
@@ -84,16 +91,16 @@ class MobileNetV2(MobileNetBase):
         in_channels: int = 3,
         total_stride: int = 32,
         norm_layer: NormFactory | None = nn.BatchNorm2d,
-        activation: ActivationFactory | None = nn.ReLU6,
+        activation: ActivationFactory | str | None = nn.ReLU6,
     ) -> None:
         super().__init__()
         check_common_args(num_classes, width_mult, in_channels, dropout)
+        activation = resolve_activation(activation)
         table = mobilenet_v2_table(
             MOBILENET_V2_SETTING if inverted_residual_setting is None
             else inverted_residual_setting
         )
         self.in_channels = in_channels
-        self.num_classes = num_classes
         self.width_mult = width_mult
         built = build_stages(table, in_channels, width_mult=width_mult,
                              round_nearest=round_nearest, total_stride=total_stride,
@@ -105,8 +112,6 @@ class MobileNetV2(MobileNetBase):
                                 activation=activation)
         self.features = nn.Sequential(*built.layers, head_conv)
         self.num_features = last_channels
-        self.classifier = nn.Sequential(
-            nn.Dropout(dropout), nn.Linear(last_channels, num_classes)
-        )
+        self.classifier = self._make_classifier(last_channels, num_classes, dropout)
         self.feature_info = built.feature_info
-        self._init_weights()
+        self._finish_init("mobilenet_v2", total_stride)

@@ -7,8 +7,9 @@ from functools import partial
 from torch import nn
 
 from ..layers import ConvNormAct, NormFactory, make_divisible
-from ._base import MobileNetBase, check_common_args, check_variant
+from ._base import MobileNetBase
 from .builder import BlockSpec, build_stages
+from .checks import check_common_args, check_variant
 
 __all__ = ["MOBILENET_V3_TABLES", "MobileNetV3"]
 
@@ -71,7 +72,8 @@ class MobileNetV3(MobileNetBase):
 
     Args:
         variant: ``"large"`` or ``"small"``.
-        num_classes: outputs of the classifier.
+        num_classes: outputs of the classifier (0: no last Linear; the 1280-wide (Small: 1024)
+            pre-logits out).
         width_mult: width multiplier; every width (hidden widths and the classifier's 1280/1024
             included) is ``make_divisible(c * width_mult, 8)``, as in torchvision.
         in_channels: channels of the input images.
@@ -99,7 +101,6 @@ class MobileNetV3(MobileNetBase):
         self.variant = check_variant(variant, tuple(MOBILENET_V3_TABLES), "MobileNetV3")
         check_common_args(num_classes, width_mult, in_channels, dropout)
         self.in_channels = in_channels
-        self.num_classes = num_classes
         self.width_mult = width_mult
         built = build_stages(MOBILENET_V3_TABLES[variant], in_channels, width_mult=width_mult,
                              total_stride=total_stride, norm_layer=norm_layer)
@@ -111,11 +112,9 @@ class MobileNetV3(MobileNetBase):
                         activation=nn.Hardswish),
         )
         self.num_features = last_conv
-        self.classifier = nn.Sequential(
-            nn.Linear(last_conv, hidden),
-            nn.Hardswish(inplace=True),
-            nn.Dropout(dropout),
-            nn.Linear(hidden, num_classes),
+        self.classifier = self._make_classifier(
+            hidden, num_classes, dropout,
+            pre_logits=(nn.Linear(last_conv, hidden), nn.Hardswish(inplace=True)),
         )
         self.feature_info = built.feature_info
-        self._init_weights()
+        self._finish_init(f"mobilenet_v3_{variant}", total_stride)

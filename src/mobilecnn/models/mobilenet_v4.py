@@ -6,7 +6,6 @@ from __future__ import annotations
 
 from dataclasses import replace
 
-import torch
 from torch import nn
 
 from ..layers import (
@@ -16,8 +15,10 @@ from ..layers import (
     NormFactory,
     make_divisible,
 )
-from ._base import MobileNetBase, check_common_args, check_variant
+from ..layers.conv import resolve_activation
+from ._base import MobileNetBase
 from .builder import BlockSpec, build_stages
+from .checks import check_common_args, check_variant
 
 __all__ = ["MOBILENET_V4_TABLES", "MobileNetV4"]
 
@@ -180,7 +181,7 @@ class MobileNetV4(MobileNetBase):
     Args:
         variant: ``"conv_small"``, ``"conv_medium"``, ``"conv_large"``, ``"hybrid_medium"`` or
             ``"hybrid_large"``.
-        num_classes: outputs of the classifier.
+        num_classes: outputs of the classifier (0: no classifier; the 1280-wide head's output).
         width_mult: width multiplier for every block width (``make_divisible(c * width_mult,
             8)``); the 1280-wide head is not scaled, nor is the stem below 1.0 (as in timm).
         in_channels: channels of the input images.
@@ -188,8 +189,8 @@ class MobileNetV4(MobileNetBase):
         total_stride: 32 as in the paper; 16 (stem stride 1) for 64x64 inputs; 8 (stem and the
             first stride-2 block at stride 1) for 32x32 inputs.
         norm_layer: normalization factory.
-        activation: activation factory; ``None`` takes the variant's (GELU in Hybrid-Large,
-            ReLU in the others).
+        activation: activation factory or name (``"relu"``); ``None`` takes the variant's
+            (GELU in Hybrid-Large, ReLU in the others).
 
     ``features`` holds the stem at index 0, the blocks and the 960-wide 1x1 conv; timm weights
     load with :func:`~mobilecnn.deploy.load_timm_state_dict`. :meth:`freeze_backbone` freezes
@@ -206,15 +207,15 @@ class MobileNetV4(MobileNetBase):
         dropout: float = 0.0,
         total_stride: int = 32,
         norm_layer: NormFactory | None = nn.BatchNorm2d,
-        activation: ActivationFactory | None = None,
+        activation: ActivationFactory | str | None = None,
     ) -> None:
         super().__init__()
         self.variant = check_variant(variant, tuple(MOBILENET_V4_TABLES), "MobileNetV4")
         if activation is None:
             activation = MOBILENET_V4_ACTIVATIONS.get(variant, nn.ReLU)
         check_common_args(num_classes, width_mult, in_channels, dropout)
+        activation = resolve_activation(activation)
         self.in_channels = in_channels
-        self.num_classes = num_classes
         self.width_mult = width_mult
         table = MOBILENET_V4_TABLES[variant]
         if width_mult < 1:  # as timm: a thinner model keeps its stem
@@ -232,16 +233,10 @@ class MobileNetV4(MobileNetBase):
         self.num_features = last_channels
         self.head = ConvNormAct(last_channels, MOBILENET_V4_HEAD_CHANNELS, 1,
                                 norm_layer=norm_layer, activation=activation, bias=False)
-        self.classifier = nn.Sequential(
-            nn.Dropout(dropout), nn.Linear(MOBILENET_V4_HEAD_CHANNELS, num_classes)
-        )
+        self.classifier = self._make_classifier(MOBILENET_V4_HEAD_CHANNELS, num_classes,
+                                                dropout)
         self.feature_info = built.feature_info
-        self._init_weights()
+        self._finish_init(f"mobilenet_v4_{variant}", total_stride)
         for module in self.modules():  # the attention's own initialization, as timm
             if isinstance(module, MultiQueryAttention2d):
                 module.reset_parameters()
-
-    def forward_head(self, features: torch.Tensor) -> torch.Tensor:
-        """Global average pool, the 1x1 ``head`` conv (BatchNorm, activation), the classifier."""
-        pooled = nn.functional.adaptive_avg_pool2d(features, 1)
-        return self.classifier(torch.flatten(self.head(pooled), 1))

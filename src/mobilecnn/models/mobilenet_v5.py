@@ -22,8 +22,11 @@ from ..layers import (
     Padding,
     RMSNorm2d,
 )
-from ._base import MobileNetBase, check_common_args, check_variant
+from ..limits import NUM_CLASSES
+from ._base import MobileNetBase
 from .builder import BlockSpec, build_stages
+from .checkpointing import checkpoint_taps
+from .checks import check_common_args, check_count, check_variant
 
 __all__ = ["MOBILENET_V5_TABLES", "MobileNetV5", "MobileNetV5Encoder"]
 
@@ -124,7 +127,6 @@ class MobileNetV5(MobileNetBase):
         self.variant = check_variant(variant, tuple(MOBILENET_V5_TABLES), "MobileNetV5")
         check_common_args(num_classes, width_mult, in_channels, dropout)
         self.in_channels = in_channels
-        self.num_classes = num_classes
         self.width_mult = width_mult
         table = MOBILENET_V5_TABLES[variant]
         if width_mult < 1:  # as timm: a thinner model keeps its stem
@@ -143,9 +145,8 @@ class MobileNetV5(MobileNetBase):
                                               output_size=fusion_size, norm_layer=norm_layer,
                                               activation=activation)
         self.num_features = MOBILENET_V5_FEATURES
-        self.classifier = nn.Sequential(nn.Dropout(dropout),
-                                        nn.Linear(MOBILENET_V5_FEATURES, num_classes))
-        self._init_weights()
+        self.classifier = self._make_classifier(MOBILENET_V5_FEATURES, num_classes, dropout)
+        self._finish_init(f"mobilenet_v5_{variant}", total_stride, input_size=256)
         for module in self.modules():
             if isinstance(module, MultiQueryAttention2d):
                 module.reset_parameters()
@@ -153,12 +154,19 @@ class MobileNetV5(MobileNetBase):
     def forward_features(self, x: torch.Tensor) -> torch.Tensor:
         """The fused map ``(N, 2048, 16, 16)`` (``fusion_size``) before pooling."""
         self._check_input(x)
+        if torch.jit.is_scripting():
+            return self.fusion(self._taps(x))
+        if self._checkpointing(x):
+            return self.fusion(checkpoint_taps(self.features, x, self.fusion_taps))
+        return self.fusion(self._taps(x))
+
+    def _taps(self, x: torch.Tensor) -> list[torch.Tensor]:
         taps: list[torch.Tensor] = []
         for index, layer in enumerate(self.features):
             x = layer(x)
             if index in self.fusion_taps:
                 taps.append(x)
-        return self.fusion(taps)
+        return taps
 
 
 class MobileNetV5Encoder(MobileNetV5):
@@ -181,20 +189,20 @@ class MobileNetV5Encoder(MobileNetV5):
         activation: ActivationFactory = GELU_TANH,
         num_classes: int = 0,
     ) -> None:
-        if num_classes != 0:
+        if check_count(num_classes, "num_classes", minimum=0, limit=NUM_CLASSES) != 0:
             raise ValueError(f"the MobileNetV5 encoder returns the fused feature map and has no "
                              f"classifier, so num_classes must be 0, got {num_classes!r}; for "
                              f"classification use MobileNetV5 (mobilenet_v5_{variant})")
-        super().__init__(variant, 1, width_mult, in_channels, 0.0, total_stride, fusion_size,
+        super().__init__(variant, 0, width_mult, in_channels, 0.0, total_stride, fusion_size,
                          padding, norm_layer, activation)
-        self.classifier = nn.Sequential()
-        self.num_classes = 0
+        self.pretrained_cfg.update(architecture=f"mobilenet_v5_{variant}_encoder",
+                                   mean=(0.0,) * in_channels, std=(1.0,) * in_channels)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """The fused map ``(N, 2048, 16, 16)`` for images ``(N, in_channels, H, W)``."""
         return self.forward_features(x)
 
-    def forward_head(self, features: torch.Tensor) -> torch.Tensor:
+    def forward_head(self, x: torch.Tensor, pre_logits: bool = False) -> torch.Tensor:
         """The encoder has no head: raises ``ValueError``."""
         raise ValueError("the MobileNetV5 encoder has no classifier head; use MobileNetV5")
 

@@ -38,6 +38,7 @@ import torch
 
 from ..data.augment import TINYIMAGENET_MEAN, TINYIMAGENET_STD
 from ..fileio import atomic_write, clean_stale_temps
+from ..limits import IMAGE_SIZE, NUM_CLASSES, WIDTH, check_size
 from ..models import MobileNetBase, create_model
 
 __all__ = [
@@ -167,9 +168,14 @@ class Checkpoint:
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or value < 0:
                 raise bad(f"{name}={value!r}")
-        if self.image_size is not None and (not isinstance(self.image_size, int)
-                                            or self.image_size < 1):
-            raise bad(f"image_size={self.image_size!r}")
+        sizes = [("image_size", self.image_size, IMAGE_SIZE)] if self.image_size is not None else []
+        sizes += [(key, self.model_kwargs[key], limit) for key, limit in
+                  (("width_mult", WIDTH), ("num_classes", NUM_CLASSES)) if key in self.model_kwargs]
+        for name, value, limit in sizes:  # bounded before anything is allocated
+            try:
+                check_size(name, value, limit, fix="the file is damaged or not from mobilecnn")
+            except ValueError as error:
+                raise bad(str(error)) from None
         for name in ("mean", "std"):
             value = getattr(self, name)
             if not (isinstance(value, list | tuple) and len(value) == 3

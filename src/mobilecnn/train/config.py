@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import os
 import warnings
 from collections.abc import Collection, Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from ..devices import DEVICE_CHOICES, check_device_name
 from ..limits import IMAGE_SIZE, WIDTH, check_size
 from .recipes import RECIPES, count_training_images, fit_to_run, get_recipe
 
@@ -151,7 +153,7 @@ class TrainConfig:
     channels_last: bool = option(True, "channels_last memory format",
                                  negative_help="keep NCHW memory format")
     compile: bool = option(False, "torch.compile the model")
-    device: str = option("auto", "auto (CUDA, then MPS, then CPU), cpu, cuda, cuda:1, mps")
+    device: str = option("auto", DEVICE_CHOICES)
     seed: int = option(0, "seed of the initialization, data order and augmentation")
     eval_batch_size: int = option(512, "batch size of the per-epoch evaluation")
     cache_dir: str | None = option(None, "decoded-image cache (default "
@@ -252,10 +254,12 @@ class TrainConfig:
         """Build from :meth:`to_dict` output; unknown keys are an error naming them.
 
         Keys that older versions wrote and that no longer mean anything (the 0.1 test hook
-        ``interrupt_after_steps``) are dropped.
+        ``interrupt_after_steps``) are dropped, as is a run's config.json marker
+        (``"format": "mobilecnn-run"``).
         """
         known = {field.name for field in dataclasses.fields(cls)}
-        values = {key: value for key, value in values.items() if key not in RETIRED_FIELDS}
+        values = {key: value for key, value in values.items() if key not in RETIRED_FIELDS
+                  and (key, value) != ("format", "mobilecnn-run")}  # a run's config.json
         unknown = sorted(set(values) - known)
         if unknown:
             raise ValueError(
@@ -346,6 +350,13 @@ def check_field(name: str, value: Any) -> None:
     elif name == "data":
         if not isinstance(value, str) or not value:
             raise ValueError("data must be a TinyImageNet folder or 'demo'")
+    elif name == "device":
+        check_device_name(value)
+    elif name in ("out_dir", "cache_dir"):
+        if value is not None and (not isinstance(value, str | os.PathLike)
+                                  or not str(value).strip()):
+            raise ValueError(f"{name} must be a folder path, got {value!r}; pass a folder "
+                             "name (\".\" for the current folder)")
     elif name in ("flip", "channels_last", "compile", "skip_bad", "skip_nonfinite", "ema",
                   "ema_for_best", "freeze_backbone", "qat") and not isinstance(value, bool):
         raise ValueError(f"{name} must be True or False, got {value!r}")

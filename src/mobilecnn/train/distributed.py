@@ -15,6 +15,8 @@ import torch
 import torch.distributed as dist
 from torch import nn
 
+from ..devices import pick_device  # the one device rule; importable from here as before
+
 __all__ = [
     "DistContext",
     "all_reduce_flag",
@@ -44,28 +46,6 @@ class DistContext:
     @property
     def distributed(self) -> bool:
         return self.world_size > 1
-
-
-def pick_device(requested: str, local_rank: int = 0) -> torch.device:
-    """``"auto"``: CUDA (this process's ``local_rank`` GPU), then MPS, then CPU."""
-    if requested == "auto":
-        if torch.cuda.is_available():
-            return torch.device("cuda", local_rank % torch.cuda.device_count())
-        mps = getattr(torch.backends, "mps", None)
-        if mps is not None and mps.is_available() and local_rank == 0:
-            return torch.device("mps")
-        return torch.device("cpu")
-    try:
-        device = torch.device(requested)
-    except RuntimeError as error:
-        raise ValueError(f"device {requested!r} is not a torch device: {error}") from None
-    if device.type == "cuda":
-        if not torch.cuda.is_available():
-            raise ValueError(f"device {requested!r} asked for CUDA, which is not available here; "
-                             "use --device cpu or auto")
-        if device.index is None:
-            device = torch.device("cuda", local_rank % torch.cuda.device_count())
-    return device
 
 
 def setup_distributed(requested_device: str = "auto") -> DistContext:

@@ -16,7 +16,7 @@ class TrainingInterrupted(KeyboardInterrupt):
         self.step = step
         super().__init__(
             f"training interrupted in epoch {epoch + 1} after step {step}; checkpoint saved to "
-            f"{checkpoint}; continue with --resume"
+            f"{checkpoint}; continue with --resume {checkpoint}"
         )
 
 

@@ -14,7 +14,6 @@ from __future__ import annotations
 import contextlib
 import copy
 import dataclasses
-import json
 import sys
 import time
 from pathlib import Path
@@ -42,7 +41,7 @@ from .evaluation import evaluate, evaluate_during_training
 from .metrics import MetricLog, strict_json, write_per_class_csv
 from .precision import autocast_dtype, precision_name
 from .resume import ResumePoint, open_resume, restore
-from .run_folder import check_fresh_folder
+from .run_folder import check_fresh_folder, check_resume_folder, run_config_json
 from .setup import build_model, build_step, load_data
 from .signals import StopFlag, TrainHooks
 from .splits import DataSplit, load_splits
@@ -105,6 +104,8 @@ def _train(config: TrainConfig, ctx: DistContext, resume: str | Path | bool | Re
     point = open_resume(resume, out_dir)
     if point is None:
         check_fresh_folder(out_dir)
+    else:
+        check_resume_folder(out_dir, point.path)
     if config.batch_size % ctx.world_size:
         raise ValueError(f"batch_size {config.batch_size} (the global batch) must be divisible "
                          f"by the number of processes ({ctx.world_size})")
@@ -119,8 +120,8 @@ def _train(config: TrainConfig, ctx: DistContext, resume: str | Path | bool | Re
     if ctx.is_main:
         out_dir.mkdir(parents=True, exist_ok=True)
         clean_stale_temps(out_dir)
-        if point is not None and log.path.exists():
-            log.rewrite(run.history)  # drop rows written after the checkpoint we resume from
+        if point is not None:  # the checkpoint's rows (later ones dropped, a fork gets them)
+            log.rewrite(run.history)
     run.say(f"training {config.model} width {config.width} (total stride {config.total_stride}) "
             f"on {len(train_split.labels)} images of {len(run.classes)} classes, "
             f"{ctx.world_size} process(es) on {ctx.device.type}, {precision_name(run.step.dtype)}"
@@ -375,8 +376,8 @@ def _save(run: RunState, checkpoint: Checkpoint, best: bool) -> None:
             checkpoint.save(run.best_path)
         # the config of the run last.pt continues (written after it: a failed save changes
         # nothing)
-        write_text_atomic(run.out_dir / "config.json",
-                          json.dumps(run.config.to_dict(), indent=2) + "\n")
+        write_text_atomic(run.out_dir / "config.json", run_config_json(run.config))
+    run.saved = True
 
 
 def _finish(run: RunState, root: Path | None, log: MetricLog) -> TrainResult:
@@ -385,6 +386,9 @@ def _finish(run: RunState, root: Path | None, log: MetricLog) -> TrainResult:
     if run.ctx.distributed and len(set(checksums)) != 1:
         raise RuntimeError(f"DDP processes ended with different model states: {checksums}")
     plots: list[Path] = []
+    if not run.saved:  # a finished run resumed in its own folder: files redrawn, no checkpoint
+        run.say(f"nothing to train: {run.last_path} has finished its {run.start_epoch} epochs; "
+                f"pass --epochs N with N > {run.start_epoch} to train it longer")
     if run.ctx.is_main:
         if run.history:
             try:
@@ -402,4 +406,4 @@ def _finish(run: RunState, root: Path | None, log: MetricLog) -> TrainResult:
     return TrainResult(out_dir=run.out_dir, last_checkpoint=run.last_path,
                        best_checkpoint=run.best_path, metrics_path=log.path, plots=plots,
                        history=run.history, best_val_top1=run.best_top1,
-                       rank_checksums=checksums)
+                       rank_checksums=checksums, checkpoint_written=run.saved)

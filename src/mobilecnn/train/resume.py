@@ -22,6 +22,7 @@ import torch
 from ..models import create_model
 from .checkpoints import Checkpoint, CheckpointError
 from .config import TrainConfig
+from .run_folder import same_folder
 from .schedule import SchedulePlan, plan_schedule, replan_schedule, resume_plan
 from .state import RunState
 
@@ -71,7 +72,7 @@ def open_resume(resume: str | os.PathLike[str] | bool | ResumePoint | None,
     checkpoint = Checkpoint.read(path)
     if not checkpoint.resumable:
         raise CheckpointError(path, "holds only weights (no optimizer/config); it cannot be "
-                              "resumed, start a new run from it instead")
+                              f"resumed: start a new run from its weights with --init {path}")
     return ResumePoint(path, checkpoint, saved_config(checkpoint, path))
 
 
@@ -79,7 +80,7 @@ def saved_config(checkpoint: Checkpoint, path: Path) -> TrainConfig:
     """The config a checkpoint was trained with (0.1.0 test-hook keys dropped)."""
     if checkpoint.config is None:
         raise CheckpointError(path, "holds only weights (no optimizer/config); it cannot be "
-                              "resumed, start a new run from it instead")
+                              f"resumed: start a new run from its weights with --init {path}")
     try:
         return TrainConfig.from_dict(dict(checkpoint.config))
     except (TypeError, ValueError) as error:
@@ -97,8 +98,8 @@ def check_resume_compatible(point: ResumePoint, config: TrainConfig,
         raise CheckpointError(
             path,
             f"was trained as {checkpoint.model_name} {checkpoint.model_kwargs}, but this "
-            f"run asks for {config.model} {model_kwargs}; use the same model options or "
-            "another --out folder",
+            f"run asks for {config.model} {model_kwargs}; use the same model options to "
+            "resume, or start a new run (without --resume) in another --out folder",
         )
     if list(checkpoint.classes) != list(classes):
         raise CheckpointError(path, "was trained on different classes than this data set")
@@ -159,6 +160,10 @@ def restore(run: RunState, point: ResumePoint) -> None:
         raise CheckpointError(point.path, f"has already trained {checkpoint.global_step} steps "
                               f"(epoch {checkpoint.epoch}{within}); --epochs must be at least "
                               f"{needed}")
+    if needed == config.epochs == start_epoch and not same_folder(run.out_dir, point.path.parent):
+        raise CheckpointError(point.path, f"has finished its {start_epoch} epochs: resuming it in "
+                              f"{run.out_dir} would train nothing and write no checkpoint; pass "
+                              f"--epochs N with N > {start_epoch} to train it longer there")
     steps_left = (config.epochs - start_epoch) * steps_per_epoch - start_step
     run.plan = resume_plan(config, saved, steps_per_epoch, checkpoint.global_step, steps_left)
     _load_states(run, point, replan=run.plan != saved)

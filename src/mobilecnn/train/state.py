@@ -33,6 +33,8 @@ class TrainResult:
     best_val_top1: float
     rank_checksums: list[str] = field(default_factory=list)
     """SHA-256 of the model state on each process after training (all equal under DDP)."""
+    checkpoint_written: bool = True
+    """False when a resumed run had nothing left to train (its checkpoints are unchanged)."""
 
     @property
     def final(self) -> dict[str, Any]:

@@ -117,15 +117,20 @@ def _looks_like_path(text: str) -> bool:
             ".safetensors") or Path(text).expanduser().exists())
 
 
+def _key_map(model: MobileNetBase, layout: str) -> dict[str, str]:
+    """``{mobilecnn key: key in the file}`` for ``model`` in ``layout``."""
+    if layout == "timm":
+        return timm_key_map(model)  # type: ignore[arg-type]
+    if layout == "torchvision":
+        return torchvision_key_map(model)  # type: ignore[arg-type]
+    return {key: key for key in model.state_dict()}
+
+
 def _classifier_rows(model: MobileNetBase, source: PretrainedSource) -> int | None:
-    """The number of classes the weights' last linear layer has (None if it has none)."""
+    """The number of classes the weights' last linear layer has (None if the model has no
+    linear layer there, as with ``num_classes=0``)."""
     last = f"classifier.{len(model.classifier) - 1}.weight"
-    if source.layout == "mobilecnn":
-        theirs = last
-    else:
-        key_map = (timm_key_map if source.layout == "timm" else torchvision_key_map)
-        theirs = key_map(model).get(last, "")  # type: ignore[arg-type]
-    tensor = source.state.get(theirs)
+    tensor = source.state.get(_key_map(model, source.layout).get(last, ""))
     return None if tensor is None else int(tensor.shape[0])
 
 
@@ -160,14 +165,20 @@ def apply_pretrained(model: MobileNetBase, source: PretrainedSource, *, total_st
 
 
 def _load(model: MobileNetBase, source: PretrainedSource, *, include_classifier: bool) -> None:
+    state = source.state
+    if not include_classifier:  # a model without the last linear layer (num_classes=0)
+        known = set(_key_map(model, source.layout).values())
+        state = {key: value for key, value in state.items()
+                 if key in known or not key.startswith("classifier")}
     if source.layout == "timm":
-        load_timm_state_dict(model, source.state,  # type: ignore[arg-type]
+        load_timm_state_dict(model, state,  # type: ignore[arg-type]
                              include_classifier=include_classifier)
     elif source.layout == "torchvision":
-        load_torchvision_state_dict(model, source.state,  # type: ignore[arg-type]
+        load_torchvision_state_dict(model, state,  # type: ignore[arg-type]
                                     include_classifier=include_classifier)
     else:
-        _load_own(model, source, include_classifier=include_classifier)
+        _load_own(model, PretrainedSource(state, source.layout, source.origin),
+                  include_classifier=include_classifier)
 
 
 def _load_own(model: MobileNetBase, source: PretrainedSource, *, include_classifier: bool
