@@ -1,4 +1,4 @@
-"""The package's layout rules: imports point one way, no circles, no oversized files.
+"""The package's layout rules: imports point one way, no circles, no oversized files or functions.
 
 Every ``mobilecnn`` import in ``src/`` (module level and inside functions) is an arrow between
 two modules. Arrows may not form a circle, and between packages they point down:
@@ -118,3 +118,24 @@ def test_files_stay_readable(path: Path) -> None:
         assert lines > 450, f"{name} is short enough now: remove it from OVER_THE_LIMIT"
         return
     assert lines <= 450, f"{name} has {lines} lines; split it by job"
+
+
+def _code_lines(function: ast.FunctionDef | ast.AsyncFunctionDef) -> int:
+    """Lines of a function from its first statement after the docstring to its end."""
+    body = function.body
+    first = body[0]
+    if (isinstance(first, ast.Expr) and isinstance(first.value, ast.Constant)
+            and isinstance(first.value.value, str) and len(body) > 1):
+        first = body[1]
+    return (function.end_lineno or first.lineno) - first.lineno + 1
+
+
+def test_functions_read_in_one_sitting() -> None:
+    long = []
+    for path in sorted(SRC.rglob("*.py")):
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef):
+                lines = _code_lines(node)
+                if lines > 60:
+                    long.append(f"{path.relative_to(SRC)}:{node.name} ({lines} lines)")
+    assert not long, "functions over 60 lines of code; split them: " + ", ".join(long)

@@ -23,8 +23,14 @@ DEMO_EPOCHS = 6
 (measured; see docs/training.md)."""
 
 def register(subparsers: argparse._SubParsersAction) -> None:
-    """Add this group's subcommands to the parser."""
-    from ..models import MODELS
+    """Add this group's subcommands to the parser: train, eval, predict, demo."""
+    _register_train(subparsers)
+    _register_eval(subparsers)
+    _register_predict(subparsers)
+    _register_demo(subparsers)
+
+
+def _register_train(subparsers: argparse._SubParsersAction) -> None:
     from ..train.config import TrainConfig, check_field
 
     unset = argparse.SUPPRESS
@@ -46,6 +52,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                             "JSON and exit without training")
     train.set_defaults(func=run_train)
 
+
+def _register_eval(subparsers: argparse._SubParsersAction) -> None:
     evaluate = subparsers.add_parser(
         "eval",
         help="top-1/top-5 of a checkpoint on a split, per-class accuracy to a CSV",
@@ -70,6 +78,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                                "images of --data, write that checkpoint to OUT and evaluate it")
     evaluate.set_defaults(func=run_eval)
 
+
+def _register_predict(subparsers: argparse._SubParsersAction) -> None:
+    from ..models import MODELS
+
     predict = subparsers.add_parser(
         "predict",
         help="top-5 classes of image files",
@@ -89,6 +101,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     add_device_option(predict, default="cpu")
     predict.set_defaults(func=run_predict)
 
+
+def _register_demo(subparsers: argparse._SubParsersAction) -> None:
     demo = subparsers.add_parser(
         "demo",
         help="generate a small image data set and train on it on the CPU (~3 minutes)",
@@ -110,13 +124,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 def _train_config(args: argparse.Namespace) -> tuple[Any, Any]:
     """The run's config and, with --resume, the checkpoint it continues (read once)."""
-    from ..train.config import TrainConfig, demo_config
-    from ..train.recipes import get_recipe
+    from ..train.config import TrainConfig, demo_config, with_recipe
     from ..train.resume import open_resume
 
-    given = given_config_values(args, TrainConfig)
-    if given.get("recipe") is not None:  # the recipe fills in what was not given
-        given = {**get_recipe(given["recipe"]).settings, **given}
+    given = with_recipe(given_config_values(args, TrainConfig))  # the recipe fills in the rest
     resume = getattr(args, "resume", None)
     if resume is not None:
         point = open_resume(resume, given.get("out_dir", TrainConfig.out_dir))

@@ -295,6 +295,10 @@ def _choice(name: str, value: Any, options: tuple[Any, ...]) -> None:
         raise ValueError(f"{name} must be one of {', '.join(map(str, options))}; got {value!r}")
 
 
+_CHOICES = {"optimizer": OPTIMIZERS, "precision": PRECISIONS, "crop": CROPS,
+            "auto_augment": AUTO_AUGMENTS}
+
+
 def check_field(name: str, value: Any) -> None:
     """Raise ``ValueError`` if ``value`` is not acceptable for the field ``name``.
 
@@ -339,14 +343,8 @@ def check_field(name: str, value: Any) -> None:
     elif name == "model":
         if value not in MODELS:
             raise ValueError(f"model must be one of {', '.join(sorted(MODELS))}; got {value!r}")
-    elif name == "optimizer":
-        _choice(name, value, OPTIMIZERS)
-    elif name == "precision":
-        _choice(name, value, PRECISIONS)
-    elif name == "crop":
-        _choice(name, value, CROPS)
-    elif name == "auto_augment":
-        _choice(name, value, AUTO_AUGMENTS)
+    elif name in _CHOICES:
+        _choice(name, value, _CHOICES[name])
     elif name == "data":
         if not isinstance(value, str) or not value:
             raise ValueError("data must be a TinyImageNet folder or 'demo'")
@@ -391,6 +389,15 @@ def demo_config(out_dir: str = "mobilecnn-demo", epochs: int = 6, **changes: Any
     return TrainConfig(**values)
 
 
+def with_recipe(values: Mapping[str, Any]) -> dict[str, Any]:
+    """``values`` with the settings of their ``recipe`` (if any) filled in where not given: the
+    one merge rule, used by :func:`recipe_config` and the command line (explicit values win)."""
+    name = values.get("recipe")
+    if name is None:
+        return dict(values)
+    return {**get_recipe(name).settings, **values}
+
+
 def recipe_config(name: str, base: Mapping[str, Any] | None = None, *,
                   train_images: int | None = None, **options: Any) -> TrainConfig:
     """A :class:`~mobilecnn.train.TrainConfig` of the recipe ``name``: ``base`` values (e.g.
@@ -398,8 +405,7 @@ def recipe_config(name: str, base: Mapping[str, Any] | None = None, *,
     name. The EMA decay and warmup not given in ``options`` are scaled to the run
     (:func:`fit_recipe_config`; ``train_images`` defaults to counting ``data``'s), with a
     one-line ``UserWarning`` when the run is far shorter or smaller than the recipe's design."""
-    recipe = get_recipe(name)
-    values = {**(base or {}), **recipe.settings, **options, "recipe": name}
+    values = {**(base or {}), **with_recipe({**options, "recipe": name})}
     config, note = fit_recipe_config(TrainConfig(**values), options, train_images)
     if note is not None:
         warnings.warn(note, stacklevel=2)
