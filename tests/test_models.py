@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import copy
 import math
+import os
 import warnings
 
 import pytest
@@ -23,6 +24,16 @@ MODEL_NAMES = list_models()
 ENCODERS = list_models("*_encoder")  # forward returns the feature map; no classifier
 CLASSIFIERS = [name for name in MODEL_NAMES if name not in ENCODERS]
 NUM_CLASSES = 5
+
+# MobileNetV5 is 10-38M parameters even at width 0.25, and tracing it takes minutes per check
+# on a 2-core CPU: its export, compile and TorchScript checks run with MOBILECNN_TEST_HEAVY=1.
+HEAVY = {name for name in MODEL_NAMES if name.startswith("mobilenet_v5")}
+TRACED = [
+    pytest.param(name, marks=pytest.mark.skipif(
+        name in HEAVY and not os.environ.get("MOBILECNN_TEST_HEAVY"),
+        reason=f"{name}: minutes per trace on a CPU; run with MOBILECNN_TEST_HEAVY=1"))
+    for name in MODEL_NAMES
+]
 
 
 def classes(name: str) -> int:
@@ -142,11 +153,15 @@ def test_fx_symbolic_trace_and_torchvision_feature_extractor(name: str) -> None:
 
 
 @pytest.mark.slow  # about 5-8 s of CPU per model
-@pytest.mark.parametrize("name", MODEL_NAMES)
+@pytest.mark.parametrize("name", TRACED)
 def test_export_with_dynamic_batch_height_and_width(name: str) -> None:
     from torch.export import Dim
 
-    model = randomize_norm_statistics(build(name)).eval()
+    # MobileNetV5's fusion resizes to 16x16 by a rule that depends on the map's size (as timm
+    # does), which a size-generic graph cannot hold: exported with dynamic sizes it keeps the
+    # finest map (fusion_size=None), as docs/api.md says; at a fixed size the default exports.
+    options = {"fusion_size": None} if name.startswith("mobilenet_v5") else {}
+    model = randomize_norm_statistics(build(name, **options)).eval()
     # above 32 pixels the last map is at least 2x2: torch.export specializes sizes of 1
     dynamic = {"x": {0: Dim("batch", min=1, max=64), 2: Dim("height", min=33, max=512),
                      3: Dim("width", min=33, max=512)}}
@@ -158,7 +173,7 @@ def test_export_with_dynamic_batch_height_and_width(name: str) -> None:
 
 
 @pytest.mark.slow  # about 4-7 s of CPU per model
-@pytest.mark.parametrize("name", MODEL_NAMES)
+@pytest.mark.parametrize("name", TRACED)
 def test_compile_fullgraph_without_graph_breaks(name: str) -> None:
     torch._dynamo.reset()
     model = randomize_norm_statistics(build(name)).eval()
@@ -169,7 +184,7 @@ def test_compile_fullgraph_without_graph_breaks(name: str) -> None:
 
 
 @pytest.mark.slow  # about 2-4 s of CPU per model
-@pytest.mark.parametrize("name", MODEL_NAMES)
+@pytest.mark.parametrize("name", TRACED)
 def test_torchscript_model_and_feature_extractor(name: str) -> None:
     model = randomize_norm_statistics(build(name)).eval()
     x = torch.randn(2, 3, 32, 32)
