@@ -76,6 +76,22 @@ def test_changed_source_rebuilds(tmp_path: Path) -> None:
     assert not torch.equal(again.images[0], first.images[0])
 
 
+def test_build_false_only_looks(tmp_path: Path) -> None:
+    """``build=False`` returns an up-to-date cache and otherwise raises, writing nothing."""
+    root = _official(tmp_path)
+    before = snapshot(root)
+    with pytest.raises(CacheError, match="no up-to-date decoded cache of split 'val' at "):
+        prepare_cache(root, "val", progress=False, num_workers=1, build=False)
+    assert snapshot(root) == before and not (root / CACHE_DIRNAME).exists()
+    path = prepare_cache(root, "val", progress=False, num_workers=1)
+    assert prepare_cache(root, "val", progress=False, num_workers=1, build=False) == path
+    write_image(TinyImageNet(root, "val").samples[0][0], 16, random.Random(99), tint=7)
+    stale = path.read_bytes()
+    with pytest.raises(CacheError, match="no up-to-date decoded cache"):
+        prepare_cache(root, "val", progress=False, num_workers=1, build=False)
+    assert path.read_bytes() == stale  # a stale cache is not rebuilt either
+
+
 def test_truncated_cache_is_reported_and_rebuilt(tmp_path: Path) -> None:
     root = _official(tmp_path)
     path = prepare_cache(root, "val", progress=False, num_workers=1)

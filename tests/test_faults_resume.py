@@ -11,6 +11,7 @@ import shutil
 from pathlib import Path
 
 import pytest
+import torch
 
 import fault_helpers
 from data_helpers import make_official
@@ -135,6 +136,46 @@ def test_a_resumed_copy_or_moved_run_writes_where_its_checkpoint_is(
     assert main(["train", "--resume", str(moved / "last.pt"), "--epochs", "2", *QUIET]) == 0
     assert not original.exists()  # the folder it was started in is not made again
     assert load_checkpoint(moved / "last.pt")["epoch"] == 2
+
+
+def test_a_data_or_cache_folder_recorded_in_a_checkpoint_is_never_written(
+    data_root: Path, finished_run: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str],
+) -> None:
+    """A resume reads the data (and caches) its checkpoint names, but builds a cache only where
+    the command line says: an edited checkpoint cannot make us write into another folder."""
+    victim = tmp_path / "other-app"  # a data set without our caches, and a folder of its own
+    shutil.copytree(data_root, victim, ignore=shutil.ignore_patterns(".mobilecnn_cache"))
+    elsewhere = tmp_path / "other-app-cache"
+    elsewhere.mkdir()
+    (elsewhere / "state.db").write_bytes(b"someone else's")
+    run = copy_run(finished_run, tmp_path / "run")
+    values = torch.load(run / "last.pt", weights_only=True)
+    values["config"].update(data=str(victim), cache_dir=str(elsewhere))
+    torch.save(values, run / "last.pt")  # the config is not covered by the tensor checksum
+    before_victim, before_elsewhere = snapshot_bytes(victim), snapshot_bytes(elsewhere)
+    before_run = snapshot_bytes(run)
+
+    line = fails(["train", "--resume", str(run / "last.pt"), "--epochs", "2", *QUIET], capsys)
+    assert line.startswith("mobilecnn: error: no up-to-date decoded cache of split 'train' at "
+                           f"{elsewhere}"), line
+    assert line.endswith(f"a resume builds no cache at a path read from its checkpoint: pass "
+                         f"--data {victim} (and --cache-dir DIR if the cache should go "
+                         "elsewhere) to build it"), line
+    assert_unchanged(before_victim, victim)
+    assert_unchanged(before_elsewhere, elsewhere)
+    assert_unchanged(before_run, run)
+
+    # the advice, followed: --data given on the command line; the recorded cache folder is
+    # dropped (the cache goes under the data folder), and the run continues
+    assert main(["train", "--resume", str(run / "last.pt"), "--data", str(victim),
+                 "--epochs", "2", *QUIET]) == 0
+    assert_unchanged(before_elsewhere, elsewhere)
+    assert sorted(path.name for path in (victim / ".mobilecnn_cache").iterdir())
+    assert load_checkpoint(run / "last.pt")["epoch"] == 2
+
+    # an unedited checkpoint resumes without --data: its caches exist and are only read
+    plain = copy_run(finished_run, tmp_path / "plain")
+    assert main(["train", "--resume", str(plain / "last.pt"), "--epochs", "2", *QUIET]) == 0
 
 
 def test_resuming_into_another_runs_folder_is_refused(

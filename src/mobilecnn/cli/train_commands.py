@@ -133,8 +133,12 @@ def _train_config(args: argparse.Namespace) -> tuple[Any, Any]:
         point = open_resume(resume, given.get("out_dir", TrainConfig.out_dir))
         assert point is not None
         base = point.config.to_dict()
+        # no path read from a file decides where anything is written: the run folder is --out
+        # or the checkpoint's folder; the recorded data and cache folders are only read
+        # (_builds_caches), and a cache is built only where the command line says
+        if _builds_caches(given, point):
+            base["cache_dir"] = None
         base.update(given)
-        # where to write: --out, else the checkpoint's folder (never the folder it records)
         base["out_dir"] = given.get("out_dir", str(point.path.parent))
         return TrainConfig.from_dict(base), point
     if given.get("data") == "demo":
@@ -145,6 +149,12 @@ def _train_config(args: argparse.Namespace) -> tuple[Any, Any]:
             return TrainConfig(**given), None
         raise CLIError("--data is required: a tiny-imagenet-200 folder, or 'demo'")
     return TrainConfig(**given), None
+
+
+def _builds_caches(given: dict[str, Any], point: Any) -> bool:
+    """Whether this run may build decoded caches: not when a resume takes its data folder
+    from the checkpoint (then the caches there must exist, and are only read)."""
+    return point is None or "data" in given or point.config.data == "demo"
 
 
 def _fit_recipe(args: argparse.Namespace, config: Any) -> Any:
@@ -184,6 +194,7 @@ def _report_run(result: Any, demo: bool) -> None:
 
 
 def run_train(args: argparse.Namespace) -> int:
+    from ..train.config import TrainConfig
     from ..train.loop import TrainingInterrupted, train
 
     config, point = _train_config(args)
@@ -199,7 +210,8 @@ def run_train(args: argparse.Namespace) -> int:
         raise CLIError("--qat fine-tunes trained weights: add --init CHECKPOINT (a run's "
                        "best.pt) or --init torchvision:PATH.pth")
     try:
-        result = train(config, resume=point)
+        result = train(config, resume=point, build_caches=_builds_caches(
+            given_config_values(args, TrainConfig), point))
     except TrainingInterrupted as stopped:
         print(f"mobilecnn: {stopped}")
         return 130

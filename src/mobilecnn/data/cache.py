@@ -127,8 +127,8 @@ def _first_image_size(dataset: TinyImageNet, skip_bad: bool) -> tuple[int, int]:
     raise CorruptImageError(f"no readable image in split {dataset.split!r} of {dataset.root}")
 
 
-def _usable_cache(path: Path, fingerprint: str) -> bool:
-    """Whether the existing cache ``path`` can be reused; if not, a
+def _usable_cache(path: Path, fingerprint: str, announce: bool = True) -> bool:
+    """Whether the existing cache ``path`` can be reused; if not (and ``announce``), a
     :class:`CacheRebuiltWarning` says why it is rebuilt."""
     try:
         info = read_cache_info(path)
@@ -139,7 +139,8 @@ def _usable_cache(path: Path, fingerprint: str) -> bool:
                   "data root changed since it was built")
     except CacheError as error:
         reason = str(error)
-    warnings.warn(f"{reason}: rebuilding it", CacheRebuiltWarning, stacklevel=3)
+    if announce:
+        warnings.warn(f"{reason}: rebuilding it", CacheRebuiltWarning, stacklevel=3)
     return False
 
 
@@ -151,6 +152,7 @@ def prepare_cache(
     num_workers: int | None = None,
     progress: bool = True,
     image_size: int | None = None,
+    build: bool = True,
 ) -> Path:
     """Decode ``split`` of the data set at ``root`` into a uint8 cache file; returns its path.
 
@@ -162,6 +164,8 @@ def prepare_cache(
     resizes them to ``image_size x image_size``. A corrupt image raises
     :class:`CorruptImageError` naming it; with ``skip_bad=True`` unreadable files are left out
     and counted in a warning (their paths are kept in :attr:`DecodedSplit.skipped`).
+    ``build=False`` only looks: without an up-to-date cache it raises :class:`CacheError` and
+    writes nothing.
     """
     if split not in SPLITS:
         raise ValueError(f"split must be one of {SPLITS}, got {split!r}")
@@ -174,7 +178,7 @@ def prepare_cache(
     assert dataset.root is not None
     fingerprint = f"v{FORMAT_VERSION}:size={image_size}:{dataset.fingerprint()}"
     path = cache_path(dataset.root, split, cache_dir, image_size)
-    if path.exists() and _usable_cache(path, fingerprint):
+    if path.exists() and _usable_cache(path, fingerprint, announce=build):
         info = read_cache_info(path)
         if info.get("skipped") and not skip_bad:
             raise CorruptImageError(
@@ -182,6 +186,8 @@ def prepare_cache(
                 f"({len(info['skipped'])} unreadable in split {split!r}); pass "
                 "skip_bad=True (--skip-bad) to leave them out")
         return path
+    if not build:
+        raise CacheError(f"no up-to-date decoded cache of split {split!r} at {path}")
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         clean_stale_temps(path.parent)  # temporary caches of killed runs

@@ -69,6 +69,7 @@ def train(
     resume: str | Path | bool | ResumePoint | None = None,
     train_split: DataSplit | None = None,
     val_split: DataSplit | None = None,
+    build_caches: bool = True,
     _hooks: TrainHooks | None = None,
 ) -> TrainResult:
     """Train ``config.model`` as ``config`` says; returns where everything went.
@@ -78,7 +79,9 @@ def train(
     checkpoint, writing into ``config.out_dir`` (changed options are applied and recorded, or
     refused; a changed ``epochs`` re-plans the schedule, see docs/training.md).
     ``train_split``/``val_split`` (decoded uint8 images + labels) replace loading
-    ``config.data``. Under ``torchrun`` this joins the process group and trains with
+    ``config.data``; ``build_caches=False`` reads only caches that exist (for a ``config.data``
+    taken from a checkpoint: no file's contents decide where anything is written). Under
+    ``torchrun`` this joins the process group and trains with
     DistributedDataParallel. Raises :class:`TrainingInterrupted` after saving a checkpoint when
     SIGINT/SIGTERM arrives, :class:`TrainingDiverged` (saving nothing) when the loss becomes
     NaN/inf, and :class:`mobilecnn.fileio.FolderLockedError` when another run uses ``out_dir``.
@@ -90,14 +93,15 @@ def train(
         lock = (lock_folder(config.out_dir, "run folder") if ctx.is_main
                 else contextlib.nullcontext())
         with lock:
-            return _train(config, ctx, resume, train_split, val_split, _hooks or TrainHooks())
+            return _train(config, ctx, resume, (train_split, val_split), build_caches,
+                          _hooks or TrainHooks())
     finally:
         if ctx.distributed:
             cleanup_distributed()
 
 
 def _train(config: TrainConfig, ctx: DistContext, resume: str | Path | bool | ResumePoint | None,
-           train_split: DataSplit | None, val_split: DataSplit | None,
+           splits: tuple[DataSplit | None, DataSplit | None], build_caches: bool,
            hooks: TrainHooks) -> TrainResult:
     out_dir = Path(config.out_dir)
     # ---- what to resume from: checked before anything is written
@@ -111,8 +115,8 @@ def _train(config: TrainConfig, ctx: DistContext, resume: str | Path | bool | Re
                          f"by the number of processes ({ctx.world_size})")
     show_progress = ctx.is_main and (
         config.progress if config.progress is not None else sys.stderr.isatty())
-    train_split, val_split, root, loader = load_data(config, ctx, train_split, val_split,
-                                                     show_progress)
+    train_split, val_split, root, loader = load_data(config, ctx, *splits, show_progress,
+                                                     build_caches)
     run = _start_run(config, ctx, point, train_split, val_split, loader)
 
     # ---- files: the run folder, metrics.jsonl cut back to the checkpoint

@@ -25,14 +25,15 @@ __all__ = ["build_model", "build_step", "load_data"]
 
 
 def load_data(config: TrainConfig, ctx: DistContext, train_split: DataSplit | None,
-               val_split: DataSplit | None, show_progress: bool
+               val_split: DataSplit | None, show_progress: bool, build_caches: bool = True
                ) -> tuple[DataSplit, DataSplit, Path | None, Any]:
     """The splits (loaded from ``config.data`` unless given) and this process's batch loader."""
     from ..data import CachedBatchLoader
 
     root: Path | None = None
     if train_split is None or val_split is None:
-        train_split, val_split, root = load_splits(config, ctx, progress=show_progress)
+        train_split, val_split, root = load_splits(config, ctx, progress=show_progress,
+                                                   build_caches=build_caches)
     if len(train_split.labels) < config.batch_size:
         raise ValueError(f"the training split has {len(train_split.labels)} images, fewer than "
                          f"one batch ({config.batch_size}); lower --batch-size")

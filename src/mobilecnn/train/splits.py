@@ -23,13 +23,16 @@ class DataSplit(Protocol):
 
 
 def load_splits(
-    config: TrainConfig, ctx: DistContext | None = None, progress: bool = False
+    config: TrainConfig, ctx: DistContext | None = None, progress: bool = False,
+    build_caches: bool = True,
 ) -> tuple[Any, Any, Path]:
     """Decoded ``(train, val, root)`` for ``config.data`` (``"demo"`` generates the data).
 
-    Rank 0 builds the caches first; the other processes wait, then read them.
+    Rank 0 builds the caches first; the other processes wait, then read them. With
+    ``build_caches=False`` (``config.data`` came from a checkpoint, not from the user) the
+    caches must already exist: nothing is written where a file's contents say.
     """
-    from ..data import load_cache, make_demo_dataset, prepare_cache
+    from ..data import CacheError, load_cache, make_demo_dataset, prepare_cache
 
     if config.data == "demo":
         root = Path(config.out_dir) / "demo-data"
@@ -49,10 +52,18 @@ def load_splits(
                 train_per_class=config.demo_train_per_class,
                 val_per_class=config.demo_val_per_class, image_size=64, seed=0,
             )
-        return tuple(  # type: ignore[return-value]
-            prepare_cache(data_root, split, cache_dir=config.cache_dir, progress=progress,
-                          skip_bad=config.skip_bad, image_size=config.image_size)
-            for split in ("train", "val"))
+        try:
+            return tuple(  # type: ignore[return-value]
+                prepare_cache(data_root, split, cache_dir=config.cache_dir, progress=progress,
+                              skip_bad=config.skip_bad, image_size=config.image_size,
+                              build=build_caches)
+                for split in ("train", "val"))
+        except CacheError as error:
+            if build_caches:
+                raise
+            raise CacheError(f"{error}, and a resume builds no cache at a path read from its "
+                             f"checkpoint: pass --data {root} (and --cache-dir DIR if the "
+                             "cache should go elsewhere) to build it") from None
 
     import torch.distributed as dist
 
