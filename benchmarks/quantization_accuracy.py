@@ -49,6 +49,24 @@ def predictions(model: Any, images: torch.Tensor, batch: int = 250) -> torch.Ten
                           for i in range(0, len(images), batch)])
 
 
+def checkpoint_normalize(checkpoint: Any) -> BatchAugment:
+    """The evaluation transform of a checkpoint: its recorded mean and std."""
+    return BatchAugment(train=False, mean=checkpoint.get("mean") or (0.4802, 0.4481, 0.3975),
+                        std=checkpoint.get("std") or (0.2302, 0.2265, 0.2262))
+
+
+def evaluation_data(root: Path, normalize: BatchAugment, cache_dir: Path | None,
+                    calibration_images: int) -> tuple[torch.Tensor, torch.Tensor,
+                                                      list[torch.Tensor]]:
+    """Normalized val images, their labels, and ``calibration_images`` normalized training
+    images (a fixed random pick) in batches of 64."""
+    val = load_cache(prepare_cache(root, "val", cache_dir=cache_dir, progress=False))
+    train = load_cache(prepare_cache(root, "train", cache_dir=cache_dir, progress=False))
+    pick = torch.randperm(len(train), generator=torch.Generator().manual_seed(0))
+    calibration = normalize(train.images[pick[:calibration_images]])
+    return normalize(val.images[:]), val.labels, list(calibration.split(64))
+
+
 def qat_finetune(model: nn.Module, root: Path, normalize: BatchAugment, args: argparse.Namespace,
                  cache_dir: Path) -> nn.Module:
     train = load_cache(prepare_cache(root, "train", cache_dir=cache_dir, progress=False))
@@ -83,14 +101,10 @@ def main(argv: list[str] | None = None) -> int:
     start = time.perf_counter()
     model, checkpoint = load_model(args.checkpoint)
     root = data_root(args.checkpoint, args.data)
-    normalize = BatchAugment(train=False, mean=checkpoint.get("mean") or (0.4802, 0.4481, 0.3975),
-                             std=checkpoint.get("std") or (0.2302, 0.2265, 0.2262))
-    val = load_cache(prepare_cache(root, "val", cache_dir=args.cache_dir, progress=False))
-    train = load_cache(prepare_cache(root, "train", cache_dir=args.cache_dir, progress=False))
-    val_images, labels = normalize(val.images[:]), val.labels
-    pick = torch.randperm(len(train), generator=torch.Generator().manual_seed(0))
-    calibration_images = normalize(train.images[pick[: args.calibration_images]])
-    calibration = list(calibration_images.split(64))
+    normalize = checkpoint_normalize(checkpoint)
+    val_images, labels, calibration = evaluation_data(root, normalize, args.cache_dir,
+                                                      args.calibration_images)
+    calibration_images = torch.cat(calibration)
 
     reference = predictions(model, val_images)
     rows = [("fp32 (PyTorch)", reference, None)]

@@ -19,30 +19,17 @@ from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 from typing import Any
 
-
-def make_data(args: argparse.Namespace) -> Path:
-    from mobilecnn.data import make_demo_dataset, prepare_cache
-
-    root = make_demo_dataset(
-        args.out / f"hard-{args.classes}x{args.per_class}-{args.size}px",
-        num_classes=args.classes, train_per_class=args.per_class,
-        val_per_class=args.val_per_class, test_per_class=0, image_size=args.size,
-        difficulty="hard")
-    for split in ("train", "val"):
-        prepare_cache(root, split, num_workers=1)
-    return root
+from hard_data import load_generated_splits, make_generated_data
 
 
 def run_one(root: str, out_dir: str, recipe: str, epochs: int, seed: int) -> dict[str, Any]:
     """One run in this (worker) process, one thread; returns its figures."""
     import torch
 
-    from mobilecnn.data import cache_path, load_cache
     from mobilecnn.train import demo_config, recipe_config, train
 
     torch.set_num_threads(1)
-    train_split = load_cache(cache_path(root, "train"))
-    val_split = load_cache(cache_path(root, "val"))
+    train_split, val_split = load_generated_splits(root)
     base = demo_config(out_dir=out_dir, seed=seed, progress=False, total_stride=8).to_dict()
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
@@ -68,7 +55,8 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--recipes", nargs="+", default=["tinyimagenet", "tinyimagenet-strong"])
     args = parser.parse_args()
-    root = make_data(args)
+    root = make_generated_data(args.out, args.classes, args.per_class, args.val_per_class,
+                               args.size)
     with ProcessPoolExecutor(max_workers=2) as pool:
         futures = [pool.submit(run_one, str(root), str(args.out / name), name, args.epochs,
                                args.seed) for name in args.recipes]

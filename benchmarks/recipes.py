@@ -24,6 +24,8 @@ from concurrent.futures import Future, ProcessPoolExecutor
 from pathlib import Path
 from typing import Any
 
+from hard_data import load_generated_splits, make_generated_data
+
 ABLATION: dict[str, dict[str, Any]] = {
     "baseline": {},
     "+EMA": {"ema": True},
@@ -33,30 +35,15 @@ ABLATION: dict[str, dict[str, Any]] = {
 }
 
 
-def make_data(args: argparse.Namespace) -> Path:
-    from mobilecnn.data import make_demo_dataset, prepare_cache
-
-    root = make_demo_dataset(
-        args.out / f"hard-{args.classes}x{args.per_class}-{args.size}px",
-        num_classes=args.classes, train_per_class=args.per_class,
-        val_per_class=args.val_per_class, test_per_class=0, image_size=args.size,
-        difficulty="hard")
-    for split in ("train", "val"):
-        prepare_cache(root, split, num_workers=1)
-    return root
-
-
 def run_one(root: str, out_dir: str, options: dict[str, Any], seed: int, epochs: int,
             total_stride: int) -> dict[str, Any]:
     """One training run in this (worker) process, one thread; returns its final figures."""
     import torch
 
-    from mobilecnn.data import cache_path, load_cache
     from mobilecnn.train import demo_config, train
 
     torch.set_num_threads(1)
-    train_split = load_cache(cache_path(root, "train"))
-    val_split = load_cache(cache_path(root, "val"))
+    train_split, val_split = load_generated_splits(root)
     config = demo_config(out_dir=out_dir, epochs=epochs, seed=seed, progress=False,
                          total_stride=total_stride, **options)
     started = time.perf_counter()
@@ -85,7 +72,8 @@ def main() -> None:
     args = parser.parse_args()
     total_stride = 8 if args.size <= 32 else 16
     started = time.perf_counter()
-    root = make_data(args)
+    root = make_generated_data(args.out, args.classes, args.per_class, args.val_per_class,
+                               args.size)
     print(f"data: {root} ({args.classes} classes, {args.per_class} train / "
           f"{args.val_per_class} val per class, {args.size}px); width {args.width}, "
           f"{args.epochs} epochs, seeds 0..{args.seeds - 1}", flush=True)
