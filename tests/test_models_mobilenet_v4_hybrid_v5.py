@@ -12,6 +12,7 @@ from torch import nn
 
 from data_helpers import make_official
 from deploy_helpers import needs_onnx
+from equivalence_helpers import assert_same_logits, randomize
 from mobilecnn import (
     MobileNetV4,
     MobileNetV5,
@@ -44,37 +45,6 @@ def timm_module():
                                               "'mobilecnn[dev]')")
 
 
-def randomize(model: nn.Module, seed: int = 7) -> nn.Module:
-    """Random norm statistics, norm gains and layer scales (timm's and ours alike), so that
-    every tensor's mapping matters and 1e-5 is a meaningful tolerance."""
-    generator = torch.Generator().manual_seed(seed)
-    with torch.no_grad():
-        for module in model.modules():
-            if isinstance(module, nn.BatchNorm2d):
-                n = module.num_features
-                module.running_mean.copy_(torch.randn(n, generator=generator) * 0.1)
-                module.running_var.copy_(torch.rand(n, generator=generator) + 0.5)
-                module.weight.copy_(torch.rand(n, generator=generator) * 0.4 + 0.3)
-                module.bias.copy_(torch.randn(n, generator=generator) * 0.1)
-            elif type(module).__name__ in ("RmsNorm2d", "RmsNormAct2d", "RMSNorm2d"):
-                module.weight.copy_(torch.rand(module.weight.shape, generator=generator) + 0.5)
-            elif type(module).__name__ in ("LayerScale2d",):
-                module.gamma.copy_(torch.rand(module.gamma.shape, generator=generator) + 0.25)
-            elif isinstance(module, nn.Linear):
-                module.weight.normal_(0, 0.05, generator=generator)
-    return model.eval()
-
-
-def assert_same_output(ours: nn.Module, reference: nn.Module, size: int) -> None:
-    x = torch.randn(2, 3, size, size)
-    with torch.no_grad():
-        expected = reference(x)
-        actual = ours.eval()(x)
-    assert actual.shape == expected.shape
-    assert 0.05 < expected.abs().max() < 1e3  # neither near zero nor exploding
-    assert (actual - expected).abs().max().item() <= 2e-5 * max(1.0, expected.abs().max())
-
-
 @pytest.mark.parametrize("name", sorted(COUNTS))
 def test_parameter_counts_equal_timm(name: str) -> None:
     with torch.device("meta"):
@@ -97,7 +67,7 @@ def test_v4_hybrid_logits_equal_timm_and_round_trip(name: str, timm_name: str,
     reference = randomize(timm_module().create_model(timm_name, num_classes=10))
     model = create_model(name, num_classes=10, width_mult=width)
     assert load_timm_state_dict(model, reference.state_dict()) is model
-    assert_same_output(model, reference, 64)
+    assert_same_logits(model, reference, 64, tolerance=2e-5)
     exported = to_timm_state_dict(model)
     assert list(exported) == list(reference.state_dict())
 
@@ -114,8 +84,9 @@ def test_v5_base_logits_equal_timm() -> None:
     reference = timm_v5("mobilenetv5_base", 0.25, num_classes=10)
     model = create_model("mobilenet_v5_base", num_classes=10, width_mult=0.25)
     load_timm_state_dict(model, reference.state_dict())
-    assert_same_output(model, reference, 64)  # the 4x4 map is resized to 16x16 (bilinear)
-    assert_same_output(model, reference, 96)  # 6x6 -> 16x16
+    # the 4x4 map is resized to 16x16 (bilinear)
+    assert_same_logits(model, reference, 64, tolerance=2e-5)
+    assert_same_logits(model, reference, 96, tolerance=2e-5)  # 6x6 -> 16x16
 
 
 @pytest.mark.slow
@@ -123,11 +94,12 @@ def test_v5_300m_and_encoder_load_and_equal_timm() -> None:
     reference = timm_v5("mobilenetv5_300m", 0.25, num_classes=10)
     model = create_model("mobilenet_v5_300m", num_classes=10, width_mult=0.25)
     load_timm_state_dict(model, reference.state_dict())
-    assert_same_output(model, reference, 64)
+    assert_same_logits(model, reference, 64, tolerance=2e-5)
     encoder_reference = timm_v5("mobilenetv5_300m_enc", 0.25)
     encoder = MobileNetV5Encoder(width_mult=0.25)
     load_timm_state_dict(encoder, encoder_reference.state_dict())
-    assert_same_output(encoder, encoder_reference, 66)  # odd maps: TensorFlow "same" padding
+    # odd maps: TensorFlow "same" padding
+    assert_same_logits(encoder, encoder_reference, 66, tolerance=2e-5)
 
 
 def test_key_map_rules() -> None:

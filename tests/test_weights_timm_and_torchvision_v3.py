@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import pytest
 import torch
-from torch import nn
 
+from equivalence_helpers import assert_same_logits, randomize
 from mobilecnn import MobileNetV2, MobileNetV3, MobileNetV4, create_model
 from mobilecnn.deploy import (
     load_timm_state_dict,
@@ -18,33 +18,6 @@ from mobilecnn.deploy import (
 )
 
 pytestmark = pytest.mark.usefixtures("one_thread")
-
-
-def randomize(model: nn.Module, seed: int = 7) -> nn.Module:
-    """Random BatchNorm statistics and affine parameters that keep activations near 1, so that
-    1e-5 is a meaningful tolerance for the logits."""
-    generator = torch.Generator().manual_seed(seed)
-    with torch.no_grad():
-        for module in model.modules():
-            if isinstance(module, nn.BatchNorm2d):
-                n = module.num_features
-                module.running_mean.copy_(torch.randn(n, generator=generator) * 0.1)
-                module.running_var.copy_(torch.rand(n, generator=generator) + 0.5)
-                module.weight.copy_(torch.rand(n, generator=generator) * 0.4 + 0.3)
-                module.bias.copy_(torch.randn(n, generator=generator) * 0.1)
-            elif isinstance(module, nn.Linear):
-                module.weight.normal_(0, 0.05, generator=generator)
-    return model.eval()
-
-
-def assert_same_logits(ours: nn.Module, reference: nn.Module, size: int) -> None:
-    x = torch.randn(2, 3, size, size)
-    with torch.no_grad():
-        expected = reference(x)
-        actual = ours.eval()(x)
-    assert expected.abs().max() > 0.05  # not two near-zero outputs
-    assert expected.abs().max() < 1e3
-    assert (actual - expected).abs().max().item() <= 1e-5
 
 
 @pytest.mark.parametrize("variant", ["large", "small"])
