@@ -207,21 +207,3 @@ def test_train_cli_trains_a_tiny_hybrid(tmp_path: Path) -> None:
                  "--crop", "none", "--precision", "fp32", "--device", "cpu",
                  "--no-progress"]) == 0
     assert any(out.rglob("*.pt"))
-
-
-@needs_onnx
-@pytest.mark.slow
-def test_hybrid_quantizes_to_int8_with_onnxruntime() -> None:
-    from mobilecnn import quantize
-
-    model = randomize(MobileNetV4("hybrid_medium", width_mult=0.25, num_classes=6,
-                                  total_stride=16))
-    calibration = [torch.randn(8, 3, 32, 32) for _ in range(2)]
-    quantized = quantize(model, calibration, backend="onnxruntime")
-    x = torch.randn(8, 3, 32, 32)
-    with torch.no_grad():
-        expected = model(x)
-    logits = quantized(x)
-    assert logits.shape == expected.shape and torch.isfinite(logits).all()
-    error = ((logits - expected).abs().max() / expected.abs().max()).item()
-    assert error < 0.25
