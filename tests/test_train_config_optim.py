@@ -26,7 +26,7 @@ def test_defaults_are_the_64px_recipe() -> None:
     [
         ({"epochs": 0}, "epochs must be a positive integer"),
         ({"batch_size": 2.5}, "batch_size must be a positive integer"),
-        ({"optimizer": "adam"}, "optimizer must be one of sgd, adamw, rmsprop"),
+        ({"optimizer": "adam"}, "optimizer must be one of auto, sgd, adamw, rmsprop"),
         ({"precision": "fp8"}, "precision must be one of"),
         ({"model": "resnet"}, "model must be one of"),
         ({"total_stride": 4}, "total_stride must be 8, 16 or 32"),
@@ -47,6 +47,18 @@ def test_dict_round_trip_and_unknown_keys() -> None:
     assert TrainConfig.from_dict(config.to_dict()) == config
     with pytest.raises(ValueError, match="unknown training option.*learning_rate"):
         TrainConfig.from_dict({**config.to_dict(), "learning_rate": 1.0})
+
+
+def test_the_model_chooses_the_optimizer_unless_given() -> None:
+    """MobileNetV5 (RMSNorm, attention, layer scales) diverges under SGD: "auto" gives it
+    AdamW, the convolutional models SGD; a given optimizer always wins, and the resolved one
+    is what the config records."""
+    v5 = TrainConfig(data="x", model="mobilenet_v5_base", batch_size=16)
+    assert v5.optimizer == "adamw" and v5.peak_lr == pytest.approx(2e-3 * 16 / 256)
+    assert TrainConfig(data="x", model="mobilenet_v4_hybrid_medium").optimizer == "sgd"
+    assert TrainConfig(data="x", model="mobilenet_v5_300m", optimizer="sgd").optimizer == "sgd"
+    assert v5.to_dict()["optimizer"] == "adamw"
+    assert TrainConfig.from_dict(v5.to_dict()) == v5
 
 
 def test_lr_scales_with_the_global_batch() -> None:

@@ -22,6 +22,7 @@ __all__ = [
     "OPTIMIZERS",
     "PRECISIONS",
     "TrainConfig",
+    "default_optimizer",
     "demo_config",
     "fit_recipe_config",
     "recipe_config",
@@ -37,6 +38,13 @@ BASE_LR_PER_256: dict[str, float] = {"sgd": 0.1, "adamw": 2e-3, "rmsprop": 0.016
 
 DEFAULT_WEIGHT_DECAY: dict[str, float] = {"sgd": 1e-4, "adamw": 0.05, "rmsprop": 4e-5}
 """Weight decay per optimizer when ``weight_decay`` is None (never applied to norm/bias)."""
+
+
+def default_optimizer(model: str) -> str:
+    """The optimizer ``optimizer="auto"`` picks for ``model``: AdamW for MobileNetV5 (RMSNorm,
+    attention and layer scales; SGD diverges on it, see docs/training.md), SGD for the
+    convolutional MobileNets."""
+    return "adamw" if model.startswith("mobilenet_v5") else "sgd"
 
 
 def option(default: Any, help: str, **cli: Any) -> Any:
@@ -133,7 +141,9 @@ class TrainConfig:
     epochs: int = option(60, "length of the run; with --resume the schedule is re-planned for "
                          "this length from the current step (docs/training.md)")
     batch_size: int = option(256, "GLOBAL batch over all processes")
-    optimizer: str = option("sgd", "sgd (Nesterov), adamw or rmsprop", choices=OPTIMIZERS)
+    optimizer: str = option("auto", "sgd (Nesterov), adamw or rmsprop; auto: the model's own "
+                            "(adamw for MobileNetV5, sgd for the others)",
+                            choices=("auto", *OPTIMIZERS))
     lr: float | None = option(None, "peak learning rate (default: 0.1 x batch/256 for sgd, "
                               "2e-3 x batch/256 for adamw, 0.016 x batch/256 for rmsprop)")
     momentum: float = option(0.9, "optimizer momentum")
@@ -224,6 +234,8 @@ class TrainConfig:
     demo_val_per_class: int = option(50, "demo validation images per class", cli=False)
 
     def __post_init__(self) -> None:
+        if self.optimizer == "auto" and isinstance(self.model, str):
+            self.optimizer = default_optimizer(self.model)
         self.validate()
 
     def validate(self) -> None:
@@ -295,7 +307,7 @@ def _choice(name: str, value: Any, options: tuple[Any, ...]) -> None:
         raise ValueError(f"{name} must be one of {', '.join(map(str, options))}; got {value!r}")
 
 
-_CHOICES = {"optimizer": OPTIMIZERS, "precision": PRECISIONS, "crop": CROPS,
+_CHOICES = {"optimizer": ("auto", *OPTIMIZERS), "precision": PRECISIONS, "crop": CROPS,
             "auto_augment": AUTO_AUGMENTS}
 
 
