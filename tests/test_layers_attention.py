@@ -7,6 +7,7 @@ import pytest
 import torch
 from torch import nn
 
+from equivalence_helpers import randomize
 from mobilecnn import mac_count
 from mobilecnn.deploy import fold_batchnorm
 from mobilecnn.layers import (
@@ -22,25 +23,9 @@ from mobilecnn.layers.fusion import resize_to
 pytestmark = pytest.mark.usefixtures("one_thread")
 
 
-def randomize_norms(module: nn.Module) -> nn.Module:
-    generator = torch.Generator().manual_seed(3)
-    with torch.no_grad():
-        for child in module.modules():
-            if isinstance(child, nn.BatchNorm2d):
-                n = child.num_features
-                child.running_mean.copy_(torch.randn(n, generator=generator) * 0.1)
-                child.running_var.copy_(torch.rand(n, generator=generator) + 0.5)
-                child.weight.copy_(torch.rand(n, generator=generator) + 0.5)
-                child.bias.copy_(torch.randn(n, generator=generator) * 0.1)
-            elif isinstance(child, (RMSNorm2d, LayerScale2d)):
-                for parameter in child.parameters():
-                    parameter.copy_(torch.rand(parameter.shape, generator=generator) + 0.5)
-    return module.eval()
-
-
 def test_rms_norm_and_layer_scale_arithmetic() -> None:
     x = torch.randn(2, 6, 3, 4)
-    norm = randomize_norms(RMSNorm2d(6))
+    norm = randomize(RMSNorm2d(6))
     expected = x / torch.sqrt((x ** 2).mean(dim=1, keepdim=True) + 1e-6) * norm.weight.view(
         1, -1, 1, 1)
     torch.testing.assert_close(norm(x), expected)
@@ -64,7 +49,7 @@ def test_multi_query_attention_equals_timm(kv_stride: int) -> None:
              "out_proj": "output.proj", "key_down.conv": "key.down_conv",
              "key_down.bn": "key.norm", "value_down.conv": "value.down_conv",
              "value_down.bn": "value.norm"}
-    randomize_norms(reference)
+    randomize(reference)
     source = reference.state_dict()
     state = {}
     for key in ours.state_dict():
@@ -93,7 +78,7 @@ def test_attention_macs_are_counted() -> None:
 
 
 def test_mobile_mqa_folds_traces_and_exports() -> None:
-    block = randomize_norms(MobileMQA(16, 16, num_heads=2, key_dim=8, kv_stride=2))
+    block = randomize(MobileMQA(16, 16, num_heads=2, key_dim=8, kv_stride=2))
     x = torch.randn(2, 16, 7, 7)
     with torch.no_grad():
         expected = block(x)
@@ -142,7 +127,7 @@ def test_fusion_adapter_resizes_and_traces() -> None:
     torch.testing.assert_close(resize_to(x, (4, 4)), nn.functional.avg_pool2d(x, 2))
     torch.testing.assert_close(resize_to(x, (6, 6)), nn.functional.interpolate(
         x, size=(6, 6), mode="bilinear", align_corners=False))
-    adapter = randomize_norms(MultiScaleFusionAdapter(12, 10, output_size=4,
+    adapter = randomize(MultiScaleFusionAdapter(12, 10, output_size=4,
                                                       norm_layer=RMSNorm2d))
     fine, coarse = torch.randn(2, 4, 8, 8), torch.randn(2, 8, 4, 4)
     with torch.no_grad():

@@ -6,6 +6,7 @@ import pytest
 import torch
 from torch import nn
 
+from equivalence_helpers import randomize
 from mobilecnn import MobileNetV1, MobileNetV2
 from mobilecnn.deploy import (
     load_torchvision_state_dict,
@@ -20,20 +21,8 @@ torchvision = pytest.importorskip(
 
 def random_torchvision_model(width_mult: float, num_classes: int = 1000) -> nn.Module:
     """torchvision's mobilenet_v2 with random weights and random BatchNorm statistics."""
-    model = torchvision.models.mobilenet_v2(weights=None, width_mult=width_mult,
-                                            num_classes=num_classes)
-    generator = torch.Generator().manual_seed(7)
-    with torch.no_grad():
-        for module in model.modules():
-            if isinstance(module, nn.BatchNorm2d):
-                n = module.num_features
-                module.running_mean.copy_(torch.randn(n, generator=generator) * 0.3)
-                module.running_var.copy_(torch.rand(n, generator=generator) + 0.5)
-                module.weight.copy_(torch.rand(n, generator=generator) + 0.5)
-                module.bias.copy_(torch.randn(n, generator=generator) * 0.1)
-            elif isinstance(module, nn.Linear):
-                module.weight.normal_(0, 0.05, generator=generator)
-    return model.eval()
+    return randomize(torchvision.models.mobilenet_v2(weights=None, width_mult=width_mult,
+                                                     num_classes=num_classes))
 
 
 @pytest.mark.parametrize("width_mult", [0.5, 1.0])
