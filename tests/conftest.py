@@ -1,9 +1,21 @@
-"""Shared fixtures: the devices to test on, with a visible reason for each one skipped."""
+"""Shared fixtures: the devices to test on, with a visible reason for each one skipped.
+
+The suite runs in parallel processes (pytest-xdist, ``-n auto`` in pyproject.toml, one file per
+process at a time). Each process, and every process a test starts, then uses one thread:
+several processes with several OpenMP threads each on the same cores slow PyTorch down many
+times over.
+"""
 
 from __future__ import annotations
 
+import os
+
 import pytest
 import torch
+
+if int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1")) > 1:
+    os.environ["OMP_NUM_THREADS"] = "1"  # inherited by the subprocesses tests start
+    torch.set_num_threads(1)
 
 
 def _device_params() -> list:
