@@ -58,6 +58,15 @@ def fails(argv: list[str], capsys: pytest.CaptureFixture[str]) -> str:
     return one_line_error(capsys)
 
 
+def fails_writing_nothing(argv: list[str], folder: Path, monkeypatch: pytest.MonkeyPatch,
+                          capsys: pytest.CaptureFixture[str]) -> str:
+    """:func:`fails`, run in the empty ``folder``, which must still be empty afterwards."""
+    monkeypatch.chdir(folder)
+    line = fails(argv, capsys)
+    assert list(folder.iterdir()) == []
+    return line
+
+
 def make_data(folder: Path) -> Path:
     """3 classes x 16 train / 5 val images of 16x16: 4 steps per epoch at batch 12."""
     return make_official(folder, num_classes=3, train_per_class=16, val_per_class=5,

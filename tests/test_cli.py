@@ -7,6 +7,7 @@ import sys
 
 import pytest
 
+from fault_helpers import fails, fails_writing_nothing
 from mobilecnn.cli import main
 
 
@@ -94,21 +95,6 @@ def test_console_entry_points_run() -> None:
 
 # ------------------------------------------------- shared options: limits, devices, paths
 
-def _refused(argv: list[str], capsys: pytest.CaptureFixture[str]) -> str:
-    """Run the CLI; expect exit status 2 and exactly one line on stderr, which is returned."""
-    capsys.readouterr()
-    try:
-        code = main(argv)
-    except SystemExit as exit_info:  # argparse errors
-        code = exit_info.code  # type: ignore[assignment]
-    captured = capsys.readouterr()
-    assert code == 2, captured
-    assert "Traceback" not in captured.err
-    lines = [line for line in captured.err.splitlines() if line.strip()]
-    assert len(lines) == 1, captured.err
-    return lines[0]
-
-
 IMPOSSIBLE_SIZES = [
     (["compare", "--in", "100000"], "--in: expected a positive integer at most 16,384"),
     (["compare", "--kernel", "1001"], "--kernel: expected a positive integer at most 31"),
@@ -143,7 +129,7 @@ def test_impossible_sizes_are_refused_before_anything_is_built(
         raise AssertionError("a model was built")
 
     monkeypatch.setattr("mobilecnn.models.create_model", never)
-    assert message in _refused(argv, capsys)
+    assert message in fails(argv, capsys)
     assert list(tmp_path.iterdir()) == []  # nothing written
 
 
@@ -205,7 +191,7 @@ def test_an_unavailable_device_is_one_line_and_writes_nothing(
     (tmp_path / "c.pt").write_bytes(b"not read: the device is checked first")
     (tmp_path / "x.png").write_bytes(b"")
     before = sorted(tmp_path.iterdir())
-    assert message in _refused(argv, capsys)
+    assert message in fails(argv, capsys)
     assert sorted(tmp_path.iterdir()) == before
 
 
@@ -219,13 +205,11 @@ def test_an_unavailable_device_is_one_line_and_writes_nothing(
     (["export", "mobilenet_v2", "--format", "torchscript", "--out", "m.pt", "--int8"],
      "--int8 works with --format onnx, pte or tflite (torchscript int8 is not supported)"),
 ])
-def test_empty_and_wrong_values_are_refused(
+def test_empty_and_wrong_values_arefails(
     argv: list[str], message: str, tmp_path, monkeypatch: pytest.MonkeyPatch,
     capsys: pytest.CaptureFixture[str]
 ) -> None:
-    monkeypatch.chdir(tmp_path)
-    assert message in _refused(argv, capsys)
-    assert list(tmp_path.iterdir()) == []
+    assert message in fails_writing_nothing(argv, tmp_path, monkeypatch, capsys)
 
 
 def _checkpoint_declaring(tmp_path, **changes: object):
@@ -271,12 +255,12 @@ def test_sizes_a_checkpoint_declares_are_bounded_when_it_is_read(
         monkeypatch.setattr("mobilecnn.models.create_model", never)
         monkeypatch.setattr("mobilecnn.train.checkpoints.create_model", never)
     before = sorted(tmp_path.iterdir())
-    line = _refused(["export", str(path), "--format", "torchscript", "--out",
+    line = fails(["export", str(path), "--format", "torchscript", "--out",
                      str(tmp_path / "m.pt")], capsys)
     assert message in line and str(path) in line
     assert sorted(tmp_path.iterdir()) == before
     if changes.get("image_size") != 2048:
-        assert message in _refused(["predict", "--checkpoint", str(path), str(path)], capsys)
+        assert message in fails(["predict", "--checkpoint", str(path), str(path)], capsys)
 
 
 def test_progress_is_spelled_one_way_everywhere() -> None:
