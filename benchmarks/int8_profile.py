@@ -39,6 +39,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--size", type=int, default=224)
     parser.add_argument("--batch", type=int, default=1)
     parser.add_argument("--runs", type=int, default=10)
+    parser.add_argument("--nodes", type=int, default=0, help="also list the N slowest nodes")
     args = parser.parse_args(argv)
     import onnx
     import onnxruntime
@@ -66,11 +67,13 @@ def main(argv: list[str] | None = None) -> int:
     nodes = {node.name: node for node in graph.node}
     by_op: collections.Counter[str] = collections.Counter()
     by_conv: collections.Counter[str] = collections.Counter()
+    by_node: collections.Counter[str] = collections.Counter()
     for event in events:
         if event.get("cat") != "Node" or not event["name"].endswith("_kernel_time"):
             continue
         op = event["args"]["op_name"]
         by_op[op] += event["dur"]
+        by_node[f"{op} {event['name'][: -len('_kernel_time')]}"] += event["dur"]
         node = nodes.get(event["name"][: -len("_kernel_time")])
         if op == "QLinearConv" and node is not None:
             attributes = {a.name: a for a in node.attribute}
@@ -90,6 +93,14 @@ def main(argv: list[str] | None = None) -> int:
     print("| QLinearConv kind | ms per run | share of all |\n| --- | ---: | ---: |")
     for kind, microseconds in by_conv.most_common():
         print(f"| {kind} | {microseconds / args.runs / 1e3:.3f} | {microseconds / total:.1%} |")
+    if args.nodes:  # in graph order of the slowest N: where in the network the time goes
+        print("| node (slowest, in graph order) | ms per run | share of all |\n"
+              "| --- | ---: | ---: |")
+        slowest = {name for name, _ in by_node.most_common(args.nodes)}
+        for name, microseconds in by_node.items():
+            if name in slowest:
+                print(f"| {name} | {microseconds / args.runs / 1e3:.3f} | "
+                      f"{microseconds / total:.1%} |")
     return 0
 
 
