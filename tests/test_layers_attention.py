@@ -61,6 +61,22 @@ def test_multi_query_attention_equals_timm(kv_stride: int) -> None:
         torch.testing.assert_close(ours.eval()(x), reference(x), rtol=1e-5, atol=1e-6)
 
 
+@pytest.mark.parametrize("kv_stride", [1, 2])
+def test_multi_query_attention_runs_the_fused_kernel(kv_stride: int) -> None:
+    """Keys, queries and values are laid out as PyTorch's fused (flash) CPU attention needs:
+    with only that kernel allowed, the forward runs instead of raising 'no available kernel'
+    (the unfused fallback made MobileNetV5-300M ~15% slower than timm)."""
+    from torch.nn.attention import SDPBackend, sdpa_kernel
+
+    attention = MultiQueryAttention2d(32, 24, num_heads=4, key_dim=16, value_dim=16,
+                                      kv_stride=kv_stride).eval()
+    x = torch.randn(2, 32, 6, 6)
+    with torch.no_grad():
+        expected = attention(x)
+        with sdpa_kernel([SDPBackend.FLASH_ATTENTION]):
+            torch.testing.assert_close(attention(x), expected)
+
+
 def test_attention_macs_are_counted() -> None:
     from torch.nn.attention import SDPBackend, sdpa_kernel
     from torch.utils.flop_counter import FlopCounterMode
