@@ -30,9 +30,9 @@ import time
 from typing import Any
 
 import torch
+from int8_models import mobilenet_v2_with_statistics, ort_quantize_static
 from torch import nn
 
-from mobilecnn import MobileNetV2
 from mobilecnn.deploy import BenchResult, benchmark_backends
 from mobilecnn.deploy.bench import BACKENDS, format_table, write_csv
 
@@ -73,22 +73,10 @@ def int8_peers(model: nn.Module, size: int, calibration: list[torch.Tensor],
     import warnings
     from pathlib import Path
 
-    from onnxruntime.quantization import (
-        CalibrationDataReader,
-        QuantFormat,
-        QuantType,
-        quantize_static,
-    )
+    from onnxruntime.quantization import QuantType
     from onnxruntime.quantization.shape_inference import quant_pre_process
 
     from mobilecnn.deploy.runtimes import ort_session
-
-    class Reader(CalibrationDataReader):
-        def __init__(self) -> None:
-            self.feeds = iter([{"input": b.numpy()} for b in calibration])
-
-        def get_next(self) -> dict[str, Any] | None:
-            return next(self.feeds, None)
 
     folder = Path(tempfile.mkdtemp(prefix="peer-int8-"))
     fp32, pre, int8 = folder / "fp32.onnx", folder / "pre.onnx", folder / "int8.onnx"
@@ -98,10 +86,9 @@ def int8_peers(model: nn.Module, size: int, calibration: list[torch.Tensor],
                           output_names=["logits"], dynamic_axes={"input": {0: "batch"}},
                           dynamo=False)
         quant_pre_process(str(fp32), str(pre), skip_symbolic_shape=True)
-        quantize_static(str(pre), str(int8), Reader(), quant_format=QuantFormat.QDQ,
-                        per_channel=True, activation_type=QuantType.QUInt8,
-                        weight_type=QuantType.QInt8)
-    session = ort_session(int8.read_bytes(), threads)
+    program = ort_quantize_static(pre, int8, calibration, "input", per_channel=True,
+                                  activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8)
+    session = ort_session(program, threads)
     peers: dict[str, Any] = {
         "peer: ORT int8 of torchvision": lambda x: session.run(None, {"input": x.numpy()})}
     try:
@@ -119,13 +106,8 @@ def int8_peers(model: nn.Module, size: int, calibration: list[torch.Tensor],
 
 def run_case(name: str, args: argparse.Namespace) -> list[BenchResult]:
     batch, size, total_stride, classes = CASES[name]
-    model = MobileNetV2(num_classes=classes, total_stride=total_stride).eval()
     generator = torch.Generator().manual_seed(1)
-    with torch.no_grad():  # non-trivial BatchNorm statistics, so folding has work to do
-        for module in model.modules():
-            if isinstance(module, nn.BatchNorm2d):
-                module.running_mean.copy_(torch.randn(module.num_features, generator=generator))
-                module.running_var.uniform_(0.5, 2.0, generator=generator)
+    model = mobilenet_v2_with_statistics(generator, classes, total_stride)
     label = f"mobilenet_v2 (total_stride={total_stride}, {classes} classes)"
     extra: dict[str, Any] = dict(baselines(classes, total_stride))
     # what benchmark_backends calibrates on by default, shared with the peers

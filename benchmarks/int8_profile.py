@@ -17,19 +17,14 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from torch import nn
+from int8_models import mobilenet_v2_with_statistics
 
-from mobilecnn import MobileNetV2, quantize
+from mobilecnn import quantize
 
 
 def int8_model(size: int) -> bytes:
-    model = MobileNetV2(num_classes=1000).eval()
     generator = torch.Generator().manual_seed(1)
-    with torch.no_grad():  # realistic BatchNorm statistics, so folding has work to do
-        for module in model.modules():
-            if isinstance(module, nn.BatchNorm2d):
-                module.running_mean.copy_(torch.randn(module.num_features, generator=generator))
-                module.running_var.uniform_(0.5, 2.0, generator=generator)
+    model = mobilenet_v2_with_statistics(generator)
     calibration = [torch.randn(4, 3, size, size, generator=generator) for _ in range(2)]
     return quantize(model, calibration, backend="onnxruntime", threads=1).program
 

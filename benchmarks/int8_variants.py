@@ -25,46 +25,29 @@ from __future__ import annotations
 import argparse
 import tempfile
 import time
-import warnings
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
+from int8_models import mobilenet_v2_with_statistics, ort_quantize_static
 from torch import nn
 
-from mobilecnn import MobileNetV2, quantize
+from mobilecnn import quantize
 from mobilecnn.deploy import fold_batchnorm
 from mobilecnn.deploy.export import export_onnx
 
 
 def model_and_calibration(size: int) -> tuple[nn.Module, list[torch.Tensor]]:
-    model = MobileNetV2(num_classes=1000).eval()
     generator = torch.Generator().manual_seed(1)
-    with torch.no_grad():
-        for module in model.modules():
-            if isinstance(module, nn.BatchNorm2d):
-                module.running_mean.copy_(torch.randn(module.num_features, generator=generator))
-                module.running_var.uniform_(0.5, 2.0, generator=generator)
+    model = mobilenet_v2_with_statistics(generator)
     return model, [torch.randn(8, 3, size, size, generator=generator) for _ in range(2)]
 
 
 def quantize_static_with(fp32: Path, calibration: list[torch.Tensor], **settings: Any) -> bytes:
-    from onnxruntime.quantization import CalibrationDataReader, QuantFormat, quantize_static
-
-    class Reader(CalibrationDataReader):
-        def __init__(self) -> None:
-            self.feeds = iter([{"images": batch.numpy()} for batch in calibration])
-
-        def get_next(self) -> dict[str, Any] | None:
-            return next(self.feeds, None)
-
     out = fp32.with_name(f"int8-{len(list(fp32.parent.iterdir()))}.onnx")
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        quantize_static(str(fp32), str(out), Reader(), quant_format=QuantFormat.QDQ, **settings)
-    return out.read_bytes()
+    return ort_quantize_static(fp32, out, calibration, "images", **settings)
 
 
 def _graph(program: bytes) -> tuple[Any, dict[str, Any], dict[str, Any]]:
