@@ -15,8 +15,8 @@ import mobilecnn
 from mobilecnn import create_model
 from mobilecnn.cli import main
 from mobilecnn.data import load_cache, make_demo_dataset, prepare_cache
-from mobilecnn.train import TrainConfig
 from mobilecnn.train.checkpoints import load_model
+from mobilecnn.train.config import default_optimizer
 from mobilecnn.train.evaluation import evaluate, with_batch_statistics
 
 pytestmark = [pytest.mark.slow, pytest.mark.usefixtures("one_thread")]
@@ -58,7 +58,7 @@ def test_every_model_learns_and_evaluates_as_it_trained(
     out = tmp_path / name
     # each model with its own optimizer (TrainConfig's "auto": AdamW at its default learning
     # rate for MobileNetV5, SGD for the others, at a learning rate for this short run)
-    lr = ["--lr", "0.05"] if TrainConfig(model=name).optimizer == "sgd" else HEAVY.get(name, [])
+    lr = ["--lr", "0.05"] if default_optimizer(name) == "sgd" else HEAVY.get(name, [])
     assert main(["train", "--data", str(demo_root), "--out", str(out), "--model", name,
                  *RUN, *lr]) == 0
     model, saved = load_model(out / "last.pt")

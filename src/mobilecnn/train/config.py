@@ -29,6 +29,7 @@ __all__ = [
 ]
 
 OPTIMIZERS = ("sgd", "adamw", "rmsprop")
+_OPTIMIZER_CHOICES = ("auto", *OPTIMIZERS)  # what TrainConfig.optimizer accepts
 PRECISIONS = ("auto", "fp32", "bf16", "fp16")
 CROPS = ("pad", "resized", "none")
 AUTO_AUGMENTS = ("none", "randaugment", "trivialaugment")
@@ -143,7 +144,7 @@ class TrainConfig:
     batch_size: int = option(256, "GLOBAL batch over all processes")
     optimizer: str = option("auto", "sgd (Nesterov), adamw or rmsprop; auto: the model's own "
                             "(adamw for MobileNetV5, sgd for the others)",
-                            choices=("auto", *OPTIMIZERS))
+                            choices=_OPTIMIZER_CHOICES)
     lr: float | None = option(None, "peak learning rate (default: 0.1 x batch/256 for sgd, "
                               "2e-3 x batch/256 for adamw, 0.016 x batch/256 for rmsprop)")
     momentum: float = option(0.9, "optimizer momentum")
@@ -307,7 +308,7 @@ def _choice(name: str, value: Any, options: tuple[Any, ...]) -> None:
         raise ValueError(f"{name} must be one of {', '.join(map(str, options))}; got {value!r}")
 
 
-_CHOICES = {"optimizer": ("auto", *OPTIMIZERS), "precision": PRECISIONS, "crop": CROPS,
+_CHOICES = {"optimizer": _OPTIMIZER_CHOICES, "precision": PRECISIONS, "crop": CROPS,
             "auto_augment": AUTO_AUGMENTS}
 
 
