@@ -205,7 +205,7 @@ def test_an_unavailable_device_is_one_line_and_writes_nothing(
     (["export", "mobilenet_v2", "--format", "torchscript", "--out", "m.pt", "--int8"],
      "--int8 works with --format onnx, pte or tflite (torchscript int8 is not supported)"),
 ])
-def test_empty_and_wrong_values_arefails(
+def test_empty_and_wrong_values_are_refused(
     argv: list[str], message: str, tmp_path, monkeypatch: pytest.MonkeyPatch,
     capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -256,7 +256,7 @@ def test_sizes_a_checkpoint_declares_are_bounded_when_it_is_read(
         monkeypatch.setattr("mobilecnn.train.checkpoints.create_model", never)
     before = sorted(tmp_path.iterdir())
     line = fails(["export", str(path), "--format", "torchscript", "--out",
-                     str(tmp_path / "m.pt")], capsys)
+                  str(tmp_path / "m.pt")], capsys)
     assert message in line and str(path) in line
     assert sorted(tmp_path.iterdir()) == before
     if changes.get("image_size") != 2048:

@@ -144,7 +144,7 @@ def test_fusion_adapter_resizes_and_traces() -> None:
     torch.testing.assert_close(resize_to(x, (6, 6)), nn.functional.interpolate(
         x, size=(6, 6), mode="bilinear", align_corners=False))
     adapter = randomize(MultiScaleFusionAdapter(12, 10, output_size=4,
-                                                      norm_layer=RMSNorm2d))
+                                                norm_layer=RMSNorm2d))
     fine, coarse = torch.randn(2, 4, 8, 8), torch.randn(2, 8, 4, 4)
     with torch.no_grad():
         out = adapter([fine, coarse])
